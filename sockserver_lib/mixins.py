@@ -1,0 +1,164 @@
+"""Layers 8-9: a thread or a process per request, and the combinations.
+
+Mix-ins come first in the bases, because they override process_request()::
+
+    class ThreadingUDPServer(ThreadingMixIn, UDPServer): pass
+"""
+
+import os
+import socket
+import sys
+import threading
+
+from .servers import TCPServer, UDPServer
+
+
+class ThreadingMixIn:
+    """Handle each request in a new thread.
+
+    daemon_threads: if True, the threads do not keep Python alive at exit and
+    server_close() does not wait for them.  block_on_close: if True (the
+    default), server_close() waits for the non-daemon threads.
+
+    Better than the stdlib: a thread forgets itself when it ends, so a
+    server that runs for weeks keeps no list of finished threads.
+    """
+
+    daemon_threads = False
+    block_on_close = True
+
+    def process_request_thread(self, request, client_address):
+        """Like BaseServer.process_request, in a thread, with error handling."""
+        try:
+            self.finish_request(request, client_address)
+        except Exception:
+            self.handle_error(request, client_address)
+        finally:
+            self.shutdown_request(request)
+            self._forget_thread(threading.current_thread())
+
+    def process_request(self, request, client_address):
+        """Start a new thread to process the request."""
+        thread = threading.Thread(
+            target=self.process_request_thread, args=(request, client_address)
+        )
+        thread.daemon = self.daemon_threads
+        if not thread.daemon and self.block_on_close:
+            self._live_threads().add(thread)
+        thread.start()
+
+    def _live_threads(self):
+        # created on first use: mix-ins must not need their own __init__
+        return vars(self).setdefault("_threads", set())
+
+    def _forget_thread(self, thread):
+        vars(self).get("_threads", set()).discard(thread)
+
+    def server_close(self):
+        super().server_close()
+        for thread in list(vars(self).get("_threads", ())):
+            thread.join()
+
+
+if hasattr(os, "fork"):
+
+    class ForkingMixIn:
+        """Handle each request in a new process (fork()).
+
+        max_children: at most this many children run at once; the server
+        waits for one to end before it forks another.  block_on_close: if
+        True, server_close() waits for all children.  timeout: how often
+        handle_request() reaps children when idle.
+
+        Better than the stdlib: it waits only for its own children (the
+        stdlib's waitpid(-1) also reaps processes that the rest of the
+        program started), and a child flushes stdout and stderr before it
+        exits so that handler output is not lost.
+        """
+
+        timeout = 300
+        active_children = None
+        max_children = 40
+        block_on_close = True
+
+        def collect_children(self, *, blocking=False):
+            """Reap children that have exited; wait if at max_children."""
+            if self.active_children is None:
+                return
+            self._reap(blocking=blocking)
+            while len(self.active_children) >= self.max_children:
+                self._reap_one(min(self.active_children), blocking=True)
+
+        def _reap(self, blocking):
+            for pid in list(self.active_children):
+                self._reap_one(pid, blocking)
+
+        def _reap_one(self, pid, blocking):
+            try:
+                done, _ = os.waitpid(pid, 0 if blocking else os.WNOHANG)
+            except ChildProcessError:
+                done = pid  # already reaped elsewhere
+            except InterruptedError:
+                return
+            if done:
+                self.active_children.discard(pid)
+
+        def handle_timeout(self):
+            """Reap children after self.timeout idle seconds.
+
+            May be extended, do not override.
+            """
+            self.collect_children()
+
+        def service_actions(self):
+            """Reap children on every turn of serve_forever()."""
+            self.collect_children()
+
+        def process_request(self, request, client_address):
+            """Fork a child that handles the request and exits."""
+            self.collect_children()  # make room below max_children first
+            pid = os.fork()
+            if pid:
+                if self.active_children is None:
+                    self.active_children = set()
+                self.active_children.add(pid)
+                self.close_request(request)
+                return
+            self._serve_in_child(request, client_address)
+
+        def _serve_in_child(self, request, client_address):
+            status = 1
+            try:
+                self.finish_request(request, client_address)
+                status = 0
+            except Exception:
+                self.handle_error(request, client_address)
+            finally:
+                try:
+                    self.shutdown_request(request)
+                    sys.stdout.flush()
+                    sys.stderr.flush()
+                finally:
+                    os._exit(status)
+
+        def server_close(self):
+            super().server_close()
+            self.collect_children(blocking=self.block_on_close)
+
+
+class ThreadingUDPServer(ThreadingMixIn, UDPServer): pass
+class ThreadingTCPServer(ThreadingMixIn, TCPServer): pass
+
+if hasattr(os, "fork"):
+    class ForkingUDPServer(ForkingMixIn, UDPServer): pass
+    class ForkingTCPServer(ForkingMixIn, TCPServer): pass
+
+if hasattr(socket, "AF_UNIX"):
+    from .servers import UnixDatagramServer, UnixStreamServer
+
+    class ThreadingUnixStreamServer(ThreadingMixIn, UnixStreamServer): pass
+    class ThreadingUnixDatagramServer(ThreadingMixIn, UnixDatagramServer): pass
+
+    if hasattr(os, "fork"):
+        class ForkingUnixStreamServer(ForkingMixIn, UnixStreamServer): pass
+        class ForkingUnixDatagramServer(ForkingMixIn, UnixDatagramServer): pass
