@@ -72,7 +72,7 @@ class BaseServer:
         if not callable(RequestHandlerClass):
             raise TypeError(
                 "RequestHandlerClass must be a class such as a "
-                "BaseRequestHandler subclass, got %r" % (RequestHandlerClass,)
+                f"BaseRequestHandler subclass, got {RequestHandlerClass!r}"
             )
         self.server_address = server_address
         self.RequestHandlerClass = RequestHandlerClass
@@ -101,6 +101,8 @@ class BaseServer:
         that came before this call makes it return at once.
         """
         waker = self._start_loop()
+        if waker is None:  # shutdown() came first; the socket may be closed
+            return
         try:
             with _ServerSelector() as selector:
                 selector.register(self, selectors.EVENT_READ)
@@ -116,9 +118,13 @@ class BaseServer:
             self._end_loop()
 
     def _start_loop(self):
+        """Create the waker and mark the loop running; None if shut down."""
         with self._loop_lock:
             if self._waker is not None:
                 raise RuntimeError("serve_forever() is already running")
+            if self._shutdown_request:
+                self._shutdown_request = False
+                return None
             self._waker = socket.socketpair()
             for end in self._waker:
                 end.setblocking(False)
@@ -394,12 +400,12 @@ def _address_in_use(address):
     if isinstance(address, tuple) and len(address) >= 2:
         host, port = address[0], address[1]
         return (
-            "address %s:%s is already in use; pass port 0 to let the system "
-            "choose a free port, or stop the other server first" % (host, port)
+            f"address {host}:{port} is already in use; pass port 0 to let the "
+            "system choose a free port, or stop the other server first"
         )
     return (
-        "address %r is already in use; remove the stale socket file or "
-        "choose another path" % (address,)
+        f"address {address!r} is already in use; remove the stale socket "
+        "file or choose another path"
     )
 
 
