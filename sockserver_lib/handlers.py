@@ -1,7 +1,8 @@
 """Layer 4: request handlers.
 
 A handler object is created for each request; its constructor runs
-setup(), handle() and, only if those did not raise, finish().
+setup(), then handle(), then finish() (even if handle() raised; not if
+setup() raised).
 StreamRequestHandler and DatagramRequestHandler hide the difference between
 a connected socket and a (data, socket) pair behind rfile and wfile.
 """
@@ -15,7 +16,9 @@ class BaseRequestHandler:
 
     Available to handle(): self.request (a socket for stream servers, the
     pair (data, socket) for datagram servers), self.client_address and
-    self.server.  finish() is not called if setup() or handle() raises.
+    self.server.  finish() runs after handle() even if handle() raised
+    (as in the stdlib; older docs said otherwise); it is not called if
+    setup() raised.
     """
 
     def __init__(self, request, client_address, server):
