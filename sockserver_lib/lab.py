@@ -7,9 +7,14 @@ Everything binds to 127.0.0.1 and port 0 unless told otherwise.
 
 from __future__ import annotations
 
+import ast
 import contextlib
 import os
+import queue
+import signal
 import socket
+import subprocess
+import sys
 import tempfile
 import threading
 from collections.abc import Callable, Iterator
@@ -132,3 +137,127 @@ def run_in_thread(target: Callable[[], Any], name: str = "worker") -> threading.
     thread = threading.Thread(target=target, name=name, daemon=True)
     thread.start()
     return thread
+
+
+#: Seconds server_process() waits for a script to print its address, and
+#: then for it to exit once asked to stop, before it gives up on it.
+PROCESS_TIMEOUT = 10.0
+
+
+class ServerProcess:
+    """A server script running in a child process, as yielded by server_process().
+
+    ``address`` is what the script printed on its first line, ``pid`` the
+    child's process id.  Once the ``with`` block has ended, ``returncode``,
+    ``stdout`` (everything printed after the address line) and ``stderr``
+    are filled in.
+    """
+
+    def __init__(self, process: subprocess.Popen, address: Any) -> None:
+        self.process = process
+        self.address = address
+        self.pid: int = process.pid
+        self.returncode: int | None = None
+        self.stdout = ""
+        self.stderr = ""
+
+
+@contextlib.contextmanager
+def server_process(
+    script_path: str | os.PathLike, *args: Any, timeout: float = PROCESS_TIMEOUT
+) -> Iterator[ServerProcess]:
+    """Run ``python script_path *args`` in a child process for a ``with`` block.
+
+    The script must print ``repr(server.server_address)`` as its first line,
+    with ``flush=True`` (its stdout is a pipe, so block-buffered: the child's
+    environment has no PYTHONUNBUFFERED, so this holds on every machine), and
+    then serve.  The line is parsed with ``ast.literal_eval`` (a line that is
+    not a Python literal is used as a string) and yielded as ``.address``::
+
+        with server_process("forking_server.py") as child:
+            print(tcp_request(child.address, b"hi\n"))
+        print(child.stdout)
+
+    However the block is left, the child is asked to stop as Ctrl-C would
+    (SIGINT: KeyboardInterrupt in the script, whose ``with server:`` then
+    closes the server), killed if it has not exited within *timeout*
+    seconds, and always reaped.  Its output is then in ``.stdout`` and
+    ``.stderr``, except what its own still-running children print later.
+    Raises RuntimeError if the script exits before printing its address,
+    TimeoutError if it prints nothing within *timeout* seconds.
+    """
+    process = subprocess.Popen(
+        [sys.executable, os.fspath(script_path), *map(str, args)],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        errors="replace",
+        env={k: v for k, v in os.environ.items() if k != "PYTHONUNBUFFERED"},
+    )
+    first_line: queue.Queue[str] = queue.Queue()
+    stdout_rest: list[str] = []
+    stderr_all: list[str] = []
+
+    def read_stdout() -> None:
+        first_line.put(process.stdout.readline())
+        stdout_rest.append(process.stdout.read())
+
+    pumps = [
+        run_in_thread(read_stdout, name="server_process-stdout"),
+        run_in_thread(lambda: stderr_all.append(process.stderr.read()), "server_process-stderr"),
+    ]
+    child = ServerProcess(process, None)
+    line = None
+    try:
+        line = _first_line(first_line, timeout)
+        if line:
+            child.address = _parse_address(line)
+            yield child
+    finally:
+        child.returncode = _stop_process(process, timeout)
+        for pump in pumps:
+            pump.join(timeout)
+        child.stdout = "".join(stdout_rest)
+        child.stderr = "".join(stderr_all)
+        if not any(pump.is_alive() for pump in pumps):  # else a grandchild holds them
+            process.stdout.close()
+            process.stderr.close()
+    if line is None:
+        raise TimeoutError(
+            f"{script_path} printed no address within {timeout} s; print "
+            "repr(server.server_address) with flush=True before serving.\n"
+            f"Its stderr:\n{child.stderr[-2000:]}"
+        )
+    if not line:
+        raise RuntimeError(
+            f"{script_path} exited (status {child.returncode}) before printing "
+            f"its address. Its stderr:\n{child.stderr[-2000:]}"
+        )
+
+
+def _first_line(lines: queue.Queue, timeout: float) -> str | None:
+    """Return the script's first line ("" if it ended first), None on timeout."""
+    try:
+        return lines.get(timeout=timeout)
+    except queue.Empty:
+        return None
+
+
+def _parse_address(line: str) -> Any:
+    """Parse ``repr(server_address)``; a line that is no literal is a path."""
+    try:
+        return ast.literal_eval(line.strip())
+    except (ValueError, SyntaxError):
+        return line.strip()
+
+
+def _stop_process(process: subprocess.Popen, timeout: float) -> int:
+    """Interrupt *process* (SIGINT, as Ctrl-C), kill it if it lingers, reap it."""
+    if process.poll() is None:
+        process.send_signal(signal.SIGINT if os.name == "posix" else signal.SIGTERM)
+        try:
+            return process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            process.kill()
+    return process.wait()

@@ -73,7 +73,8 @@ if hasattr(os, "fork"):
         Better than the stdlib: it waits only for its own children (the
         stdlib's waitpid(-1) also reaps processes that the rest of the
         program started), and a child flushes stdout and stderr before it
-        exits so that handler output is not lost.
+        exits so that handler output is not lost (the parent flushes before
+        forking, so its own pending output is not written twice).
         """
 
         timeout = 300
@@ -117,6 +118,7 @@ if hasattr(os, "fork"):
         def process_request(self, request, client_address):
             """Fork a child that handles the request and exits."""
             self.collect_children()  # make room below max_children first
+            _flush_std_streams()  # else the child writes the parent's pending output again
             pid = os.fork()
             if pid:
                 if self.active_children is None:
@@ -144,6 +146,14 @@ if hasattr(os, "fork"):
         def server_close(self):
             super().server_close()
             self.collect_children(blocking=self.block_on_close)
+
+    def _flush_std_streams():
+        """Flush stdout and stderr, if they exist and are open."""
+        for stream in (sys.stdout, sys.stderr):
+            try:
+                stream.flush()
+            except (AttributeError, ValueError):  # None (no console) or closed
+                pass
 
 
 class ThreadingUDPServer(ThreadingMixIn, UDPServer): pass

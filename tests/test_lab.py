@@ -1,0 +1,162 @@
+"""Tests of the kit's helpers in sockserver_lib.lab (server_process)."""
+
+import os
+import textwrap
+
+import pytest
+
+from sockserver_lib import lab
+
+posix_only = pytest.mark.skipif(os.name != "posix", reason="needs POSIX signals")
+needs_fork = pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+
+ECHO_SERVER = """
+    import sockserver_lib
+
+    class Echo(sockserver_lib.StreamRequestHandler):
+        def handle(self):
+            self.wfile.write(self.rfile.readline())
+
+    with sockserver_lib.TCPServer(("127.0.0.1", 0), Echo) as server:
+        print(repr(server.server_address), flush=True)
+        try:
+            server.serve_forever()
+        except KeyboardInterrupt:
+            print("stopped by SIGINT")
+"""
+
+
+def write_script(folder, source, name="script.py"):
+    """Write *source* (dedented) to folder/name and return the path."""
+    path = folder / name
+    path.write_text(textwrap.dedent(source))
+    return path
+
+
+def assert_reaped(pid):
+    """Fail unless *pid* is gone from the process table (not even a zombie)."""
+    with pytest.raises(ProcessLookupError):
+        os.kill(pid, 0)
+
+
+@posix_only
+@pytest.mark.timeout(30)
+def test_yields_the_printed_address_and_stops_the_script_like_ctrl_c(tmp_path):
+    script = write_script(tmp_path, ECHO_SERVER)
+    with lab.server_process(script) as child:
+        assert child.address[0] == "127.0.0.1" and child.address[1] > 0
+        assert lab.tcp_request(child.address, b"hello\n") == b"hello\n"
+        assert child.returncode is None
+    assert child.returncode == 0
+    assert child.stdout == "stopped by SIGINT\n"
+    assert child.stderr == ""
+    assert_reaped(child.pid)
+
+
+@posix_only
+@pytest.mark.timeout(30)
+def test_passes_arguments_and_reads_a_path_address(tmp_path):
+    script = write_script(tmp_path, """
+        import signal, sys
+        # one write, so the second line is in the pipe before SIGINT can come
+        print(repr(sys.argv[1]) + "\\nplain: " + sys.argv[2], flush=True)
+        signal.pause()
+    """)
+    with lab.server_process(script, "/tmp/some path.sock", 7) as child:
+        assert child.address == "/tmp/some path.sock"
+    assert "plain: 7" in child.stdout
+
+
+@pytest.mark.timeout(30)
+def test_a_first_line_that_is_no_literal_is_the_address_as_text(tmp_path):
+    script = write_script(tmp_path, "print('/tmp/not quoted.sock', flush=True)\n")
+    with lab.server_process(script) as child:
+        assert child.address == "/tmp/not quoted.sock"
+
+
+@pytest.mark.timeout(30)
+def test_a_script_that_dies_before_its_address_raises_with_its_stderr(tmp_path):
+    script = write_script(tmp_path, "raise SystemExit('cannot bind: boom')\n")
+    with pytest.raises(RuntimeError, match="boom"):
+        with lab.server_process(script):
+            pytest.fail("the block must not run without an address")
+
+
+@posix_only
+@pytest.mark.timeout(30)
+def test_a_silent_script_times_out_and_is_reaped(tmp_path):
+    pid_file = tmp_path / "pid"
+    script = write_script(tmp_path, f"""
+        import os, signal
+        with open({str(pid_file)!r}, "w") as f:
+            f.write(str(os.getpid()))
+        signal.pause()
+    """)
+    with pytest.raises(TimeoutError, match="printed no address"):
+        with lab.server_process(script, timeout=0.5):
+            pytest.fail("the block must not run without an address")
+    assert_reaped(int(pid_file.read_text()))
+
+
+@posix_only
+@pytest.mark.timeout(30)
+def test_a_script_that_ignores_sigint_is_killed_and_reaped(tmp_path):
+    script = write_script(tmp_path, """
+        import signal
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        print("('127.0.0.1', 1)", flush=True)
+        signal.pause()
+    """)
+    with lab.server_process(script, timeout=0.5) as child:
+        pass
+    assert child.returncode == -9  # SIGKILL
+    assert_reaped(child.pid)
+
+
+@pytest.mark.timeout(30)
+def test_the_script_is_stopped_when_the_block_raises(tmp_path):
+    class CellFailed(Exception):
+        pass
+
+    script = write_script(tmp_path, ECHO_SERVER)
+    with pytest.raises(CellFailed):
+        with lab.server_process(script) as child:
+            raise CellFailed
+    assert child.returncode is not None
+    assert_reaped(child.pid)
+
+
+@needs_fork
+@posix_only
+@pytest.mark.timeout(30)
+def test_forking_server_output_reaches_stdout_once(tmp_path):
+    """Children's prints are kept, and the parent's pending output is not repeated.
+
+    The parent's "serving" line is still in its buffer when it forks: the
+    children must not write it again (ForkingMixIn flushes before fork()).
+    """
+    script = write_script(tmp_path, """
+        import sockserver_lib
+
+        class Report(sockserver_lib.StreamRequestHandler):
+            def handle(self):
+                print("child handled", self.rfile.readline().strip().decode())
+                self.wfile.write(b"ok\\n")
+
+        with sockserver_lib.ForkingTCPServer(("127.0.0.1", 0), Report) as server:
+            print(repr(server.server_address), flush=True)
+            print("parent serving")  # not flushed: a pipe is block-buffered
+            try:
+                server.serve_forever()
+            except KeyboardInterrupt:
+                pass
+        print("parent done")
+    """)
+    with lab.server_process(script) as child:
+        for word in (b"one", b"two"):
+            assert lab.tcp_request(child.address, word + b"\n") == b"ok\n"
+    lines = child.stdout.splitlines()
+    assert lines.count("parent serving") == 1
+    assert sorted(line for line in lines if line.startswith("child")) == [
+        "child handled one", "child handled two"]
+    assert lines[-1] == "parent done"
