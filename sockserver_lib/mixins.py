@@ -6,6 +6,7 @@ Mix-ins come first in the bases, because they override process_request()::
 """
 
 import os
+import select
 import socket
 import sys
 import threading
@@ -88,7 +89,8 @@ if hasattr(os, "fork"):
                 return
             self._reap(blocking=blocking)
             while len(self.active_children) >= self.max_children:
-                self._reap_one(min(self.active_children), blocking=True)
+                _wait_for_first_exit(self.active_children)
+                self._reap(blocking=False)
 
         def _reap(self, blocking):
             for pid in list(self.active_children):
@@ -146,6 +148,27 @@ if hasattr(os, "fork"):
         def server_close(self):
             super().server_close()
             self.collect_children(blocking=self.block_on_close)
+
+    def _wait_for_first_exit(pids):
+        """Block until one of *pids* (our own children) has exited.
+
+        Linux: one pidfd per child, and select() wakes on the first to exit.
+        Elsewhere (or on an old kernel): wait for the oldest child.  Either
+        way no other process's child is touched, as waitpid(-1) would.
+        """
+        pidfds = []
+        try:
+            for pid in pids:
+                pidfds.append(os.pidfd_open(pid))
+        except ProcessLookupError:
+            pass  # one has exited already: nothing to wait for
+        except (AttributeError, OSError):  # no pidfd_open here, or ENOSYS
+            os.waitpid(min(pids), 0)  # reaped; _reap() then forgets it
+        else:
+            select.select(pidfds, [], [])
+        finally:
+            for fd in pidfds:
+                os.close(fd)
 
     def _flush_std_streams():
         """Flush stdout and stderr, if they exist and are open."""
