@@ -1,0 +1,434 @@
+"""Grade a class's submissions: ``python -m sockserver_lib.grade PATH...``.
+
+Each PATH is an exercise notebook or a folder searched for them.  Every
+submission runs in a process of its own, in a session of its own, with a
+time limit (``--timeout``): its code cells run in order (a cell that raises
+is noted and the next cells still run, as with "Run all" and errors
+allowed), then the exercise's tests run against the names the notebook
+defined.  A submission that hangs or kills its process is stopped (the
+whole process group), keeps the points it proved before, and scores 0 with
+the reason for the rest; an invalid notebook scores 0 with the reason.  The
+others are graded all the same.
+
+The exercise is read from the notebook's metadata (``sockserver.exercise``,
+set by tools/make_exercises.py), else from the file name (``ex04_...``).
+Prints a table (submission, exercise, test, points, result), optionally
+writes it as CSV (``--csv FILE``), and ends with ``total: P/T points``.
+IPython syntax (``%magic``, ``!command``) is not run: such lines are
+skipped and noted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import csv
+import json
+import linecache
+import os
+import re
+import signal
+import subprocess
+import sys
+import tempfile
+import types
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from . import grading
+from .grading import EXERCISES, Result, TestResult
+
+#: Seconds a whole submission may take (its cells and its tests).
+DEFAULT_TIMEOUT = 120.0
+#: Cells with this tag are demonstrations: the batch grader does not run them.
+TRY_IT_TAG = "try-it"
+#: Seconds a worker asked to stop (SIGTERM) gets to stop its running test.
+STOP_GRACE = 2.0
+_EXERCISE_IN_NAME = re.compile(r"(ex\d\d)")
+_KIT_PARENT = Path(__file__).resolve().parent.parent
+
+
+@dataclass
+class Submission:
+    """One notebook to grade and what became of it."""
+
+    path: Path
+    exercise: str | None = None
+    result: Result | None = None
+    notes: list[str] = field(default_factory=list)
+
+
+# --------------------------------------------------------------------------
+# The command line
+
+
+def main(argv: list[str] | None = None) -> int:
+    options = _parse(argv)
+    if options.worker:
+        return _work(Path(options.paths[0]), Path(options.worker), options.exercise,
+                     options.test_timeout)
+    submissions = [Submission(path) for path in find_notebooks(options.paths)]
+    if not submissions:
+        print("no notebooks found in " + " ".join(options.paths), file=sys.stderr)
+        return 2
+    for submission in submissions:
+        grade_submission(submission, options.timeout, options.test_timeout)
+    rows = list(table_rows(submissions))
+    for submission in submissions:
+        for note in submission.notes:
+            print(f"note: {submission.path}: {note}")
+    print_table(rows)
+    if options.csv:
+        write_csv(options.csv, rows)
+    points = sum(s.result.points for s in submissions if s.result)
+    total = sum(s.result.total for s in submissions if s.result)
+    print(f"total: {points}/{total} points")
+    return 0
+
+
+def _parse(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="python -m sockserver_lib.grade",
+        description="Grade exercise notebooks, each in its own process with a time limit.",
+    )
+    parser.add_argument("paths", nargs="+", metavar="PATH",
+                        help="a notebook, or a folder searched for *.ipynb")
+    parser.add_argument("--csv", metavar="FILE", help="also write the table as CSV to FILE")
+    parser.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT, metavar="SECONDS",
+                        help=f"time limit per submission (default {DEFAULT_TIMEOUT:g})")
+    parser.add_argument("--test-timeout", type=float, default=grading.TEST_TIME_LIMIT,
+                        metavar="SECONDS",
+                        help=f"time limit per test (default {grading.TEST_TIME_LIMIT:g})")
+    parser.add_argument("--worker", help=argparse.SUPPRESS)  # internal: progress file
+    parser.add_argument("--exercise", help=argparse.SUPPRESS)  # internal
+    return parser.parse_args(argv)
+
+
+def find_notebooks(paths: Iterable[str]) -> Iterator[Path]:
+    """Every notebook named by *paths*, folders searched recursively, in order."""
+    for name in paths:
+        path = Path(name)
+        if path.is_dir():
+            yield from sorted(
+                found for found in path.rglob("*.ipynb")
+                if ".ipynb_checkpoints" not in found.parts
+            )
+        else:
+            yield path
+
+
+# --------------------------------------------------------------------------
+# Grading one submission in a process of its own
+
+
+def grade_submission(submission: Submission, timeout: float, test_timeout: float) -> None:
+    """Fill in *submission*'s exercise and result; never raises."""
+    try:
+        notebook = json.loads(submission.path.read_text(encoding="utf-8"))
+        problem = _invalid_notebook(notebook)
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+        notebook, problem = {}, f"not a valid notebook ({type(error).__name__}: {error})"
+    submission.exercise = identify_exercise(notebook, submission.path)
+    if submission.exercise not in EXERCISES:
+        reason = problem or (
+            "cannot tell which exercise this is: no sockserver.exercise in its "
+            "metadata and no exNN in its file name"
+        )
+        submission.result = Result(submission.exercise or "?", note=reason)
+        submission.notes.append(reason)
+        return
+    if problem:
+        submission.result = _zero(submission.exercise, [], grading.INVALID, problem)
+        return
+    events = _run_worker(submission, timeout, test_timeout)
+    submission.result = _result_from(submission, events)
+
+
+def identify_exercise(notebook: dict, path: Path) -> str | None:
+    """The exercise id from the notebook's metadata, else from its file name."""
+    metadata = notebook.get("metadata") if isinstance(notebook, dict) else None
+    declared = (metadata or {}).get("sockserver", {})
+    if isinstance(declared, dict) and declared.get("exercise") in EXERCISES:
+        return declared["exercise"]
+    match = _EXERCISE_IN_NAME.search(path.name)
+    return match.group(1) if match else None
+
+
+def _invalid_notebook(notebook: object) -> str | None:
+    if not isinstance(notebook, dict) or not isinstance(notebook.get("cells"), list):
+        return "not a valid notebook (no list of cells)"
+    if notebook.get("nbformat") != 4:
+        return f"not a valid notebook (nbformat {notebook.get('nbformat')!r}, expected 4)"
+    for cell in notebook["cells"]:
+        if not isinstance(cell, dict) or not isinstance(cell.get("source"), (str, list)):
+            return "not a valid notebook (a cell without source)"
+    return None
+
+
+def _run_worker(submission: Submission, timeout: float, test_timeout: float) -> list[dict]:
+    """Run the worker on *submission*; return the events it reported."""
+    with tempfile.TemporaryDirectory(prefix="sk-grade-") as folder:
+        progress = Path(folder) / "progress.jsonl"
+        progress.touch()
+        command = [
+            sys.executable, "-m", "sockserver_lib.grade", str(submission.path.resolve()),
+            "--worker", str(progress), "--exercise", submission.exercise,
+            "--test-timeout", str(test_timeout),
+        ]
+        environment = {
+            **os.environ, grading.BATCH_ENVIRONMENT_VARIABLE: "1",
+            # the worker runs in a temporary folder: let it import this kit
+            "PYTHONPATH": os.pathsep.join(
+                filter(None, [str(_KIT_PARENT), os.environ.get("PYTHONPATH")])
+            ),
+        }
+        with open(Path(folder) / "output.txt", "wb") as output:
+            process = subprocess.Popen(
+                command, cwd=folder, env=environment, stdin=subprocess.DEVNULL,
+                stdout=output, stderr=subprocess.STDOUT, start_new_session=True,
+            )
+            try:
+                process.wait(timeout)
+                ending = {"exit": process.returncode}
+            except subprocess.TimeoutExpired:
+                ending = {"timeout": timeout}
+            finally:
+                _stop(process)
+        return [*_read_events(progress), ending]
+
+
+def _stop(process: subprocess.Popen) -> None:
+    """Stop the worker and everything the submission started; reap the worker.
+
+    The worker leads its own process group (its session, in fact), which
+    holds whatever the submission's cells started; a test runs in a group
+    of its own, which the worker kills when asked to stop (SIGTERM).
+    """
+    if not hasattr(os, "killpg"):  # Windows: no process groups to signal
+        process.kill()
+        process.wait()
+        return
+    with contextlib.suppress(ProcessLookupError, PermissionError, subprocess.TimeoutExpired):
+        os.killpg(process.pid, signal.SIGTERM)
+        process.wait(STOP_GRACE)
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(process.pid, signal.SIGKILL)
+    process.wait()
+
+
+def _read_events(progress: Path) -> Iterator[dict]:
+    for line in progress.read_text(encoding="utf-8").splitlines():
+        with contextlib.suppress(json.JSONDecodeError):
+            yield json.loads(line)  # a line cut short by a kill is skipped
+
+
+def _result_from(submission: Submission, events: list[dict]) -> Result:
+    """Build the Result from the worker's events; unproven tests score 0."""
+    tests: list[TestResult] = []
+    running_cell = None
+    finished = False
+    for event in events:
+        if "cell" in event:
+            running_cell = event
+        elif "cell_error" in event:
+            submission.notes.append(event["cell_error"])
+        elif "grading" in event:
+            running_cell = {}
+        elif "test" in event:
+            tests.append(TestResult(**event["test"]))
+        elif "done" in event:
+            finished = True
+            if event.get("note"):
+                submission.notes.append(event["note"])
+    if finished:
+        return Result(submission.exercise, tests)
+    status, reason = _why_unfinished(events[-1], running_cell, tests)
+    return _zero(submission.exercise, tests, status, reason)
+
+
+def _why_unfinished(ending: dict, running_cell: dict | None, tests: list) -> tuple[str, str]:
+    """(status, reason) for a worker that stopped before reporting it was done.
+
+    *running_cell* is the cell last started, {} once the tests had started,
+    None if nothing had started.
+    """
+    if "timeout" in ending:
+        status = grading.TIMED_OUT
+        what = f"did not finish within {ending['timeout']:g} s and was stopped"
+    else:
+        status = grading.CRASHED
+        what = f"ended (exit code {ending['exit']}) before grading finished"
+    if running_cell is None:
+        where = "before running its cells"
+    elif running_cell:
+        where = f"while running cell {running_cell['cell']}: {running_cell['line']}"
+    else:
+        where = f"during its tests, {len(tests)} of which had finished"
+    return status, f"not graded: the notebook's process {what} ({where})"
+
+
+def _zero(exercise: str, proven: list[TestResult], status: str, reason: str) -> Result:
+    """*proven* as they are, every other test of *exercise* 0 with *status* and *reason*."""
+    done = {test.name for test in proven}
+    rest = [
+        TestResult(test.name, status, 0, test.points, reason)
+        for test in EXERCISES[exercise].tests if test.name not in done
+    ]
+    return Result(exercise, [*proven, *rest])
+
+
+# --------------------------------------------------------------------------
+# The worker: runs in the submission's own process
+
+
+def _work(notebook_path: Path, progress_path: Path, exercise: str, test_timeout: float) -> int:
+    """Run the notebook's code cells, then grade; report events as JSON lines."""
+    signal.signal(signal.SIGTERM, _stop_now)
+    with open(progress_path, "a", encoding="utf-8") as progress:
+
+        def report(event: dict) -> None:
+            progress.write(json.dumps(event) + "\n")
+            progress.flush()
+
+        notebook = json.loads(notebook_path.read_text(encoding="utf-8"))
+        namespace = _fresh_main_module().__dict__
+        for number, source in _code_cells(notebook):
+            _run_cell(number, source, namespace, report)
+        report({"grading": exercise})
+        students = _students(exercise, namespace)
+        missing = [name for keyword, name in EXERCISES[exercise].names.items()
+                   if students[keyword] is None]
+        grading.grade(exercise, students, time_limit=test_timeout,
+                      on_result=lambda test: report({"test": vars(test)}))
+        note = f"the notebook does not define {', '.join(missing)}" if missing else ""
+        report({"done": True, "note": note})
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)  # do not wait for threads the submission left running
+
+
+def _stop_now(signal_number: int, frame: object) -> None:
+    """SIGTERM in the worker: the time is up; stop the running test, then exit."""
+    grading.stop_running_test()
+    os._exit(128 + signal_number)
+
+
+def _students(exercise: str, namespace: dict) -> dict:
+    """What to grade: what the notebook's last check() call for *exercise* was
+    given (what the student saw graded), else the names the exercise asks for."""
+    names = EXERCISES[exercise].names
+    students = {keyword: namespace.get(name) for keyword, name in names.items()}
+    calls = [given for called, given in grading.BATCH_CALLS if called == exercise]
+    if calls:
+        students.update({keyword: value for keyword, value in calls[-1].items()
+                         if keyword in names and value is not None})
+    return students
+
+
+def _fresh_main_module() -> types.ModuleType:
+    """A new ``__main__`` for the cells, as a kernel gives them."""
+    module = types.ModuleType("__main__")
+    module.__dict__["__builtins__"] = __builtins__
+    sys.modules["__main__"] = module
+    return module
+
+
+def _code_cells(notebook: dict) -> Iterator[tuple[int, str]]:
+    """(cell number counted from 1, source) of each code cell the grader runs.
+
+    Cells tagged ``try-it`` are demonstrations for the student, not needed
+    for grading: they are skipped (a demo that waits for a broken server
+    would only cost time).
+    """
+    for number, cell in enumerate(notebook["cells"], start=1):
+        tags = (cell.get("metadata") or {}).get("tags") or ()
+        if cell.get("cell_type") == "code" and TRY_IT_TAG not in tags:
+            source = cell["source"]
+            yield number, source if isinstance(source, str) else "".join(source)
+
+
+def _run_cell(number: int, source: str, namespace: dict, report) -> None:
+    first_line = next((line.strip() for line in source.splitlines() if line.strip()), "")
+    report({"cell": number, "line": first_line[:80]})
+    if source.lstrip().startswith("%%"):
+        report({"cell_error": f"cell {number} is a cell magic ({first_line}); not run"})
+        return
+    code, skipped = _without_ipython_lines(source)
+    if skipped:
+        report({"cell_error": f"cell {number}: IPython lines not run: {'; '.join(skipped)}"})
+    filename = f"<cell {number}>"
+    linecache.cache[filename] = (len(code), None, code.splitlines(True), filename)
+    try:
+        exec(compile(code, filename, "exec"), namespace)
+    except BaseException as error:  # noqa: B036 -- the next cells still run
+        report({"cell_error": f"cell {number} raised {type(error).__name__}: {error}"})
+
+
+def _without_ipython_lines(source: str) -> tuple[str, list[str]]:
+    """*source* with ``%magic`` and ``!command`` lines replaced by ``pass``."""
+    lines, skipped = [], []
+    for line in source.splitlines():
+        text = line.lstrip()
+        if text.startswith(("%", "!")):
+            skipped.append(text)
+            line = line[: len(line) - len(text)] + "pass"
+        lines.append(line)
+    return "\n".join(lines), skipped
+
+
+# --------------------------------------------------------------------------
+# The table
+
+
+COLUMNS = ("submission", "exercise", "test", "status", "points", "max_points", "message")
+
+
+def table_rows(submissions: Iterable[Submission]) -> Iterator[dict]:
+    """One row per test of each submission."""
+    for submission in submissions:
+        result = submission.result
+        if result is None:
+            continue
+        if not result.tests:
+            yield _row(submission, TestResult("(none)", grading.ERROR, 0, 0, result.note))
+        for test in result.tests:
+            yield _row(submission, test)
+
+
+def _row(submission: Submission, test: TestResult) -> dict:
+    return {
+        "submission": str(submission.path), "exercise": submission.result.exercise,
+        "test": test.name, "status": test.status, "points": test.points,
+        "max_points": test.max_points, "message": test.message,
+    }
+
+
+def print_table(rows: list[dict]) -> None:
+    """Print *rows* as aligned columns, messages cut to one short line."""
+    shown = [
+        (row["submission"], row["exercise"], row["test"], f"{row['points']}/{row['max_points']}",
+         row["status"] + (": " + _shorten(row["message"]) if row["message"] else ""))
+        for row in rows
+    ]
+    header = ("submission", "exercise", "test", "points", "result")
+    widths = [max(len(line[i]) for line in [header, *shown]) for i in range(4)]
+    for line in [header, *shown]:
+        columns = [cell.ljust(width) for cell, width in zip(line[:4], widths, strict=True)]
+        print("  ".join([*columns, line[4]]))
+
+
+def _shorten(message: str, width: int = 100) -> str:
+    line = " ".join(message.split())
+    return line if len(line) <= width else line[: width - 3] + "..."
+
+
+def write_csv(path: str, rows: list[dict]) -> None:
+    with open(path, "w", newline="", encoding="utf-8") as file:
+        writer = csv.DictWriter(file, fieldnames=COLUMNS)
+        writer.writeheader()
+        writer.writerows(rows)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
