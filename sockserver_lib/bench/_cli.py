@@ -1,0 +1,150 @@
+"""The command line of the latency lab: ``python -m sockserver_lib.bench --out DIR``."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+from ._lab import CONNECTIONS, QUICK_ENV, WORKLOADS, Settings, default_settings, run_lab
+from ._report import format_table, save_results
+from ._server import SERVER_KINDS
+
+DESCRIPTION = """\
+Measure how sync, threading and forking socket servers answer under load.
+
+Each server kind runs in its own process; a load generator in another process
+sends requests from N clients at once and times each one.  The results are
+saved in --out: results.csv (one line per server, workload and concurrency:
+p50/p90/p99 latency in ms, requests per second, errors), results.json (the
+raw timings of every request, the machine and the settings) and PNG figures.
+Progress goes to stderr, the final table to stdout.
+"""
+
+EPILOG = f"""\
+workloads: none = no work (the server's own overhead); io = the handler waits
+(like a slow disk or database); cpu = the handler computes in pure Python;
+slow-client = no work, but one client trickles its request in pieces while
+the others are fast (a server busy waiting for it is "deaf" to them).
+
+Quick mode (--quick, or the environment variable {QUICK_ENV}=1) measures
+fewer concurrency levels with fewer requests: about a minute in all.
+"""
+
+
+def _names(text: str) -> tuple:
+    return tuple(name.strip() for name in text.split(",") if name.strip())
+
+
+def _levels(text: str) -> tuple:
+    try:
+        return tuple(int(level) for level in _names(text))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected numbers like 1,4,8, got {text!r}") from None
+
+
+def _default(field: str) -> str:
+    """Help text for a default that quick mode may change."""
+    full, quick = (getattr(default_settings(q), field) for q in (False, True))
+    show = (lambda v: ",".join(map(str, v))) if isinstance(full, tuple) else str
+    if full == quick:
+        return f"default: {show(full)}"
+    return f"default: {show(full)}, or {show(quick)} in quick mode"
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser; every option's help says its default."""
+    parser = argparse.ArgumentParser(
+        prog="python -m sockserver_lib.bench",
+        description=DESCRIPTION,
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    add = parser.add_argument
+    add("--out", metavar="DIR", default="bench-results",
+        help="folder for results.csv, results.json and the PNG figures (default: bench-results)")
+    add("--quick", action="store_true", default=None,
+        help=f"a small run of about a minute (also on when {QUICK_ENV}=1)")
+    add("--servers", type=_names, metavar="NAMES",
+        help=f"server kinds, comma-separated, from: {', '.join(SERVER_KINDS)} (default: all)")
+    add("--workloads", type=_names, metavar="NAMES",
+        help=f"workloads, comma-separated, from: {', '.join(WORKLOADS)} (default: all)")
+    add("--concurrency", type=_levels, metavar="LEVELS",
+        help=f"numbers of clients at once, comma-separated ({_default('concurrency')})")
+    add("--requests", type=int, metavar="N",
+        help=f"at least N requests per measurement ({_default('requests')})")
+    add("--rounds", type=int, metavar="N",
+        help=f"and at least N requests per client ({_default('rounds')})")
+    add("--repeats", type=int, metavar="N",
+        help=f"measure each case N times, quote the median ({_default('repeats')})")
+    add("--no-warmup", dest="warmup", action="store_false", default=None,
+        help="skip the unreported warm-up burst before each case")
+    add("--connection", choices=CONNECTIONS,
+        help="a new connection per request, or one kept open per client (default: per-request)")
+    add("--io-ms", type=float, metavar="MS",
+        help=f"how long the io handler waits, in ms ({_default('io_ms')})")
+    add("--cpu-ms", type=float, metavar="MS",
+        help=f"about how long the cpu handler computes, in ms ({_default('cpu_ms')})")
+    add("--slow-pieces", type=int, metavar="N",
+        help=f"the slow client sends its request in N pieces ({_default('slow_pieces')})")
+    add("--slow-pause-ms", type=float, metavar="MS",
+        help=f"pause between the slow client's pieces, in ms ({_default('slow_pause_ms')})")
+    add("--timeout", type=float, metavar="S",
+        help=f"seconds any socket operation may wait ({_default('timeout')})")
+    add("--no-plots", dest="plots", action="store_false",
+        help="do not draw the figures (no matplotlib needed)")
+    return parser
+
+
+#: Options that map one to one onto Settings fields.
+SETTINGS_OPTIONS = (
+    "servers", "workloads", "concurrency", "requests", "rounds", "repeats", "warmup",
+    "connection", "io_ms", "cpu_ms", "slow_pieces", "slow_pause_ms", "timeout",
+)
+
+
+def settings_from(args: argparse.Namespace) -> Settings:
+    """The Settings the parsed options ask for (unset ones keep their defaults)."""
+    changes = {name: getattr(args, name) for name in SETTINGS_OPTIONS}
+    return default_settings(args.quick, **{k: v for k, v in changes.items() if v is not None})
+
+
+def _print_progress(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def main(argv: list | None = None) -> int:
+    """Run the lab as the options say; return the exit status."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    settings = settings_from(args)
+    try:
+        settings.validate()
+    except ValueError as error:
+        parser.error(str(error))
+    started = time.monotonic()
+    try:
+        results = run_lab(settings, progress=_print_progress)
+    except KeyboardInterrupt:
+        print("interrupted: every server and load process was stopped", file=sys.stderr)
+        return 130
+    files = save_results(results, args.out)
+    if args.plots:
+        from ..plots import save_figures  # matplotlib only when figures are wanted
+
+        files.update(save_figures(results, args.out))
+    _report(results, files, time.monotonic() - started)
+    return 0
+
+
+def _report(results, files: dict, seconds: float) -> None:
+    machine = results.machine
+    print(format_table(results.summary))
+    print(
+        f"\nPython {machine['python']} ({machine['implementation']}), "
+        f"{machine['usable_cpus']} usable CPUs of {machine['cpu_count']}, {machine['platform']}"
+    )
+    for path in files.values():
+        print(f"wrote {Path(path)}")
+    print(f"took {seconds:.1f} s")
