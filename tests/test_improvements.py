@@ -483,10 +483,13 @@ def test_forking_server_honours_max_children_and_leaves_no_zombie():
             three.settimeout(PATIENCE)
             talk(one, b"one\n")
             talk(two, b"two\n")
-            assert greeted_pid(three) not in pids
+            third_pid = greeted_pid(three)
+            assert third_pid not in pids
             talk(three, b"three\n")
-    with pytest.raises(ChildProcessError):  # no child left, not even a zombie
-        os.waitpid(-1, os.WNOHANG)
+    assert not server.active_children
+    for pid in pids | {third_pid}:  # all reaped: not even a zombie is left
+        with pytest.raises(ChildProcessError):
+            os.waitpid(pid, os.WNOHANG)
 
 
 @needs_fork
