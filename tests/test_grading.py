@@ -395,8 +395,8 @@ PARENT_PID = os.getpid()
 
 # --- The registry ---------------------------------------------------------
 
-def test_exercises_are_ex01_to_ex10_with_their_notebooks():
-    assert list(grading.EXERCISES) == [f"ex{number:02d}" for number in range(1, 11)]
+def test_exercises_are_ex01_to_ex11_with_their_notebooks():
+    assert list(grading.EXERCISES) == [f"ex{number:02d}" for number in range(1, 12)]
     for exercise_id, exercise in grading.EXERCISES.items():
         assert exercise.notebook.startswith(exercise_id + "_")
         assert exercise.tests and exercise.names

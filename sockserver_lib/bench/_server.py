@@ -22,6 +22,8 @@ from typing import Any
 from ..handlers import StreamRequestHandler
 from ..lab import LOCALHOST
 from ..mixins import ThreadingTCPServer
+from ..pools import ThreadPoolTCPServer
+from ..selector import LineHandler, SelectorMixIn, SelectorTCPServer
 from ..servers import TCPServer
 
 #: The server kinds the lab can measure: name -> server class (a factory of
@@ -34,6 +36,13 @@ if hasattr(os, "fork"):
     from ..mixins import ForkingTCPServer
 
     SERVER_KINDS["forking"] = ForkingTCPServer
+# Beyond the stdlib (notebook 12): worker pools and the event loop.
+SERVER_KINDS["threadpool"] = ThreadPoolTCPServer
+if hasattr(os, "fork"):
+    from ..pools import PreforkTCPServer
+
+    SERVER_KINDS["prefork"] = PreforkTCPServer
+SERVER_KINDS["selector"] = SelectorTCPServer
 
 #: listen() backlog of every server under test.  The stdlib's default of 5
 #: would make a queued client of a sync server wait for a TCP retransmission
@@ -114,6 +123,35 @@ class TimedHandler(StreamRequestHandler):
         return True
 
 
+class TimedLineHandler(LineHandler):
+    """TimedHandler for an event-loop server (SelectorMixIn): the same requests and replies.
+
+    *started* is when the loop hands the handler the request's first bytes
+    (until then the request waits for the loop).  The lab's "io" and "cpu"
+    work blocks, as any blocking call in an event handler would: while it
+    runs, the loop serves nobody else.
+    """
+
+    max_line_length = MAX_REQUEST_LINE
+
+    def connection_made(self):
+        self.accepted = self.server.pop_accept_time(self.connection.socket)
+        self.started = None
+
+    def data_received(self, data):
+        if self.started is None:  # the loop reads this request's first bytes: it starts
+            self.started = time.monotonic_ns()
+        return super().data_received(data)
+
+    def line_received(self, line):
+        do_work(line)
+        finished = time.monotonic_ns()
+        accepted = self.started if self.accepted is None else self.accepted
+        reply = f"{accepted} {self.started} {finished} {worker_id()}\n".encode()
+        self.accepted = self.started = None
+        return reply
+
+
 class AcceptTimeMixIn:
     """Note when each connection was accepted, for TimedHandler to report.
 
@@ -167,7 +205,8 @@ def serve_in_this_process(server_class: type, address_sink: Any) -> None:
     cannot cut the closing short and leave children behind.
     """
     signal.signal(signal.SIGTERM, _stop_serving)
-    server = timed_server_class(server_class)(LOCALHOST, TimedHandler)
+    handler = TimedLineHandler if issubclass(server_class, SelectorMixIn) else TimedHandler
+    server = timed_server_class(server_class)(LOCALHOST, handler)
     try:
         address_sink.send(server.server_address)
         address_sink.close()
