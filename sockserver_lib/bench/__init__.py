@@ -1,4 +1,5 @@
-"""Layer 10, the latency lab: how fast do sync, threading and forking servers answer?
+"""Layer 10, the latency lab: how fast do sync, threading, forking, pool and select() servers
+answer?
 
 Run it from a shell (``python -m sockserver_lib.bench --help``) or call
 run_lab() from a notebook; plot the results with sockserver_lib.plots.

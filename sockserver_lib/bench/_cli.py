@@ -12,7 +12,8 @@ from ._report import format_table, save_results
 from ._server import SERVER_KINDS
 
 DESCRIPTION = """\
-Measure how sync, threading and forking socket servers answer under load.
+Measure how socket servers (sync, threading, forking, a thread pool, pre-forked
+workers, a select() loop) answer under load.
 
 Each server kind runs in its own process; a load generator in another process
 sends requests from N clients at once and times each one.  The results are
