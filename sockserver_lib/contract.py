@@ -992,20 +992,9 @@ def _greet_then_echo_handler(impl: types.SimpleNamespace) -> type:
     return GreetThenEcho
 
 
-def _recv_line(sock: socket.socket) -> bytes:
-    """Read up to and including a newline (the protocol here has one line at a time)."""
-    data = b""
-    while not data.endswith(b"\n"):
-        chunk = sock.recv(1024)
-        if not chunk:
-            break
-        data += chunk
-    return data
-
-
 def _talk(client: socket.socket, line: bytes) -> None:
     client.sendall(line)
-    _expect_equal(_recv_line(client), line, "the handler echoes the line it read")
+    _expect_equal(lab.recv_line(client), line, "the handler echoes the line it read")
 
 
 @check(applies_to=lambda kind: kind.is_stream and kind.concurrency != "sync")
@@ -1014,9 +1003,9 @@ def silent_client_does_not_block_concurrent_server(impl, kind):
     with _running(impl, kind, _greet_then_echo_handler(impl)) as server:
         address = server.server_address
         with lab.connect(address, PATIENCE) as silent, lab.connect(address, PATIENCE) as other:
-            _expect_equal(_recv_line(silent), b"ready\n", "the first client is handled")
+            _expect_equal(lab.recv_line(silent), b"ready\n", "the first client is handled")
             try:
-                greeting = _recv_line(other)
+                greeting = lab.recv_line(other)
             except TimeoutError:
                 _fail("the second client is served while the first one is silent",
                       "no answer: the server waited for the silent client",
@@ -1033,7 +1022,7 @@ def silent_client_blocks_sync_server(impl, kind):
     with _running(impl, kind, _greet_then_echo_handler(impl)) as server:
         address = server.server_address
         with lab.connect(address, PATIENCE) as silent, lab.connect(address, PATIENCE) as other:
-            _expect_equal(_recv_line(silent), b"ready\n", "the first client is handled")
+            _expect_equal(lab.recv_line(silent), b"ready\n", "the first client is handled")
             other.settimeout(ABSENCE)
             try:
                 early = other.recv(1024)
@@ -1046,7 +1035,7 @@ def silent_client_blocks_sync_server(impl, kind):
             other.settimeout(PATIENCE)
             _talk(silent, b"first\n")
             _hang_up(silent)
-            _expect_equal(_recv_line(other), b"ready\n",
+            _expect_equal(lab.recv_line(other), b"ready\n",
                           "once the first client is done, the second one is served")
             _talk(other, b"second\n")
 

@@ -1226,17 +1226,6 @@ def _event_loop(students: Students, handler: type, **attributes: Any):
         server.server_close()
 
 
-def _line_from(sock: socket.socket) -> bytes:
-    """Read up to and including a b"\\n" (or the end)."""
-    data = b""
-    while not data.endswith(b"\n"):
-        chunk = sock.recv(1)
-        if not chunk:
-            break
-        data += chunk
-    return data
-
-
 def _reply_so_far(sock: socket.socket) -> bytes:
     """What *sock* receives within NO_REPLY_YET seconds (b"" if nothing)."""
     sock.settimeout(NO_REPLY_YET)
@@ -1346,15 +1335,15 @@ def _ex11_silent_client(students: Students) -> None:
         address = server.server_address
         with _talking("a client while another one is silent", hint, errors):
             with lab.connect(address) as silent, lab.connect(address) as other:
-                _expect(_line_from(silent) == b"ready\n", "the first client got no greeting")
+                _expect(lab.recv_line(silent) == b"ready\n", "the first client got no greeting")
                 silent.sendall(b"half a li")  # and now silent
-                _expect(_line_from(other) == b"ready\n",
+                _expect(lab.recv_line(other) == b"ready\n",
                         "a second client got no greeting while the first one was silent")
                 other.sendall(b"second\n")
-                _expect(_line_from(other) == b"second\n", "the second client got no echo "
+                _expect(lab.recv_line(other) == b"second\n", "the second client got no echo "
                         "while the first one was silent")
                 silent.sendall(b"ne\n")
-                reply = _line_from(silent)
+                reply = lab.recv_line(silent)
                 _expect(reply == b"half a line\n", f"the silent client, once it finished its "
                         f"line, got {reply!r} instead of b'half a line\\n'")
 
@@ -1368,7 +1357,7 @@ def _ex11_many_connections(students: Students) -> None:
             connected = [clients.enter_context(lab.connect(server.server_address))
                          for _ in range(EX11_CLIENTS)]
             for client in connected:
-                _expect(_line_from(client) == b"ready\n", "a client got no greeting")
+                _expect(lab.recv_line(client) == b"ready\n", "a client got no greeting")
             extra = [t.name for t in set(threading.enumerate()) - threads_before]
             _expect(len(extra) == 1, f"with {EX11_CLIENTS} clients connected, the threads "
                     f"started are {sorted(extra)}; the event loop's one thread serves them all")
@@ -1378,7 +1367,7 @@ def _ex11_many_connections(students: Students) -> None:
             for number, client in enumerate(connected):
                 client.sendall(b"%d\n" % number)
             for number, client in enumerate(connected):
-                _expect(_line_from(client) == b"%d\n" % number, "a client got a wrong echo")
+                _expect(lab.recv_line(client) == b"%d\n" % number, "a client got a wrong echo")
 
 
 def _small_buffers(server: Any) -> tuple:
@@ -1413,7 +1402,7 @@ def _ex11_large_reply(students: Students) -> None:
             with _talking("a client while another one does not read its large reply",
                           hint, errors), lab.connect(address) as other:
                 other.sendall(b"still there?\n")
-                _expect(_line_from(other) == b"still there?\n", "no echo for the other client")
+                _expect(lab.recv_line(other) == b"still there?\n", "no echo for the other client")
             expected = _flood()
             with _talking(f"reading the {len(expected)}-byte reply", hint, errors):
                 reply = _recv_exactly(flooded, len(expected))
@@ -1445,14 +1434,14 @@ def _ex11_handler_error(students: Students) -> None:
         address = server.server_address
         with _talking("a handler that raises", hint, errors):
             with lab.connect(address) as bystander, lab.connect(address) as failing:
-                _expect(_line_from(bystander) + _line_from(failing) == b"ready\nready\n",
+                _expect(lab.recv_line(bystander) + lab.recv_line(failing) == b"ready\nready\n",
                         "the clients got no greeting")
                 failing.sendall(b"fail\n")
                 rest = lab.recv_all(failing)
                 _expect(rest == b"", f"the client whose handler raised got {rest!r}, and "
                         "should see its connection closed")
                 bystander.sendall(b"still here\n")
-                _expect(_line_from(bystander) == b"still here\n",
+                _expect(lab.recv_line(bystander) == b"still here\n",
                         "another client was not served after a handler raised")
     _expect(failures == [ValueError], f"handle_error() saw {failures}, expected one ValueError")
 
@@ -1474,7 +1463,7 @@ def _ex11_closing(students: Students) -> None:
         with lab.connect(server.server_address) as idle, \
                 lab.connect(server.server_address) as halfway:
             with _talking("two clients", hint):
-                _expect(_line_from(idle) + _line_from(halfway) == b"ready\nready\n",
+                _expect(lab.recv_line(idle) + lab.recv_line(halfway) == b"ready\nready\n",
                         "the clients got no greeting")
                 halfway.sendall(b"half a li")  # and never the rest
             stopper = lab.run_in_thread(server.shutdown, "shutdown")

@@ -83,6 +83,21 @@ def recv_all(sock: socket.socket) -> bytes:
     return b"".join(chunks)
 
 
+def recv_line(sock: socket.socket) -> bytes:
+    """Read up to and including the next b"\\n"; less if the peer closes first.
+
+    Reads one byte at a time, so nothing after the newline is taken from the
+    socket: the next call (or another reader) gets the following line.
+    """
+    data = bytearray()
+    while not data.endswith(b"\n"):
+        byte = sock.recv(1)
+        if not byte:
+            break
+        data += byte
+    return bytes(data)
+
+
 def tcp_request(address: Any, payload: bytes, timeout: float = CLIENT_TIMEOUT) -> bytes:
     """Send *payload* on a new connection, then return all the reply.
 

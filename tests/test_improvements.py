@@ -52,19 +52,9 @@ def echo_handler(module) -> type:
     return Echo
 
 
-def recv_line(sock: socket.socket) -> bytes:
-    data = b""
-    while not data.endswith(b"\n"):
-        chunk = sock.recv(1024)
-        if not chunk:
-            break
-        data += chunk
-    return data
-
-
 def talk(sock: socket.socket, line: bytes) -> None:
     sock.sendall(line)
-    assert recv_line(sock) == line
+    assert lab.recv_line(sock) == line
 
 
 # --- shutdown() -----------------------------------------------------------
@@ -429,7 +419,7 @@ def pid_greeter(module) -> type:
 
 
 def greeted_pid(sock: socket.socket) -> int:
-    word, pid = recv_line(sock).split()
+    word, pid = lab.recv_line(sock).split()
     assert word == b"ready"
     return int(pid)
 
