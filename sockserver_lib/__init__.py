@@ -78,3 +78,9 @@ if hasattr(socket, "AF_UNIX"):
 
         EXTRAS += ["PreforkUnixStreamServer"]
 
+# Hardening (issue 7): access control, and the errors of the new limits.
+from .access import AllowListMixIn  # noqa: E402, F401 (in EXTRAS)
+from .handlers import LineTooLongError  # noqa: E402, F401 (in EXTRAS)
+from .servers import OversizeDatagramError  # noqa: E402, F401 (in EXTRAS)
+
+EXTRAS += ["AllowListMixIn", "LineTooLongError", "OversizeDatagramError"]

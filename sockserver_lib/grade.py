@@ -5,10 +5,22 @@ submission runs in a process of its own, in a session of its own, with a
 time limit (``--timeout``): its code cells run in order (a cell that raises
 is noted and the next cells still run, as with "Run all" and errors
 allowed), then the exercise's tests run against the names the notebook
-defined.  A submission that hangs or kills its process is stopped (the
-whole process group), keeps the points it proved before, and scores 0 with
-the reason for the rest; an invalid notebook scores 0 with the reason.  The
-others are graded all the same.
+defined, each with a time limit of its own (``--test-timeout``).  A
+submission that hangs or kills its process is stopped (the whole process
+group), keeps the points it proved before, and scores 0 with the reason for
+the rest; an invalid notebook scores 0 with the reason.  The others are
+graded all the same.
+
+So that one submission cannot stall or break a class's run: where the
+platform has them (Linux, macOS), the submission's process and everything
+it starts get a memory limit (``--memory-limit``, the address space: an
+allocation beyond it raises MemoryError in the cell or test) and a limit on
+the size of any file written (``--file-size-limit``: a write beyond it
+fails); the submission runs in a temporary folder that is also its TMPDIR,
+removed afterwards with every file and Unix socket the submission left;
+and when it ends, for whatever reason, its whole process group is killed,
+servers it forked included.  (A process that leaves the group on purpose,
+with setsid(), escapes: grade untrusted code in a container.)
 
 The exercise is read from the notebook's metadata (``sockserver.exercise``,
 set by tools/make_exercises.py), else from the file name (``ex04_...``).
@@ -45,6 +57,11 @@ DEFAULT_TIMEOUT = 120.0
 TRY_IT_TAG = "try-it"
 #: Seconds a worker asked to stop (SIGTERM) gets to stop its running test.
 STOP_GRACE = 2.0
+#: Megabytes of address space a submission may use (0: no limit); generous,
+#: because every thread reserves its stack.
+DEFAULT_MEMORY_LIMIT_MB = 2048
+#: Megabytes any one file written by a submission may grow to (0: no limit).
+DEFAULT_FILE_SIZE_LIMIT_MB = 64
 _EXERCISE_IN_NAME = re.compile(r"(ex\d\d)")
 _KIT_PARENT = Path(__file__).resolve().parent.parent
 
@@ -66,14 +83,16 @@ class Submission:
 def main(argv: list[str] | None = None) -> int:
     options = _parse(argv)
     if options.worker:
+        limit_resources(options.memory_limit, options.file_size_limit)
         return _work(Path(options.paths[0]), Path(options.worker), options.exercise,
                      options.test_timeout)
     submissions = [Submission(path) for path in find_notebooks(options.paths)]
     if not submissions:
         print("no notebooks found in " + " ".join(options.paths), file=sys.stderr)
         return 2
+    limits = Limits(options.test_timeout, options.memory_limit, options.file_size_limit)
     for submission in submissions:
-        grade_submission(submission, options.timeout, options.test_timeout)
+        grade_submission(submission, options.timeout, limits)
     rows = list(table_rows(submissions))
     for submission in submissions:
         for note in submission.notes:
@@ -100,6 +119,15 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--test-timeout", type=float, default=grading.TEST_TIME_LIMIT,
                         metavar="SECONDS",
                         help=f"time limit per test (default {grading.TEST_TIME_LIMIT:g})")
+    parser.add_argument("--memory-limit", type=int, default=DEFAULT_MEMORY_LIMIT_MB,
+                        metavar="MB",
+                        help="address space per submission, in megabytes, where the "
+                             f"platform has such a limit; 0: none (default "
+                             f"{DEFAULT_MEMORY_LIMIT_MB})")
+    parser.add_argument("--file-size-limit", type=int, default=DEFAULT_FILE_SIZE_LIMIT_MB,
+                        metavar="MB",
+                        help="largest file a submission may write, in megabytes; 0: none "
+                             f"(default {DEFAULT_FILE_SIZE_LIMIT_MB})")
     parser.add_argument("--worker", help=argparse.SUPPRESS)  # internal: progress file
     parser.add_argument("--exercise", help=argparse.SUPPRESS)  # internal
     return parser.parse_args(argv)
@@ -122,7 +150,48 @@ def find_notebooks(paths: Iterable[str]) -> Iterator[Path]:
 # Grading one submission in a process of its own
 
 
-def grade_submission(submission: Submission, timeout: float, test_timeout: float) -> None:
+@dataclass(frozen=True)
+class Limits:
+    """What one submission may use: seconds per test, megabytes of memory and per file."""
+
+    test_timeout: float = grading.TEST_TIME_LIMIT
+    memory_mb: int = DEFAULT_MEMORY_LIMIT_MB
+    file_size_mb: int = DEFAULT_FILE_SIZE_LIMIT_MB
+
+
+def limit_resources(memory_mb: int, file_size_mb: int) -> list[str]:
+    """Limit this process and its future children; return the limits set.
+
+    RLIMIT_AS (address space): an allocation beyond it raises MemoryError.
+    RLIMIT_FSIZE (file size): a write beyond it fails with an OSError
+    (SIGXFSZ, which would kill the process instead, is ignored).  A limit
+    the platform lacks (no resource module, or macOS refusing RLIMIT_AS) is
+    skipped.  0 means no limit.
+    """
+    try:
+        import resource
+    except ImportError:  # Windows
+        return []
+    applied = []
+    for name, megabytes in (("RLIMIT_AS", memory_mb), ("RLIMIT_FSIZE", file_size_mb)):
+        limit = getattr(resource, name, None)
+        if not megabytes or limit is None:
+            continue
+        _, hard = resource.getrlimit(limit)
+        wanted = megabytes * 1024 * 1024
+        if hard != resource.RLIM_INFINITY:
+            wanted = min(wanted, hard)
+        try:
+            resource.setrlimit(limit, (wanted, hard))
+        except (ValueError, OSError):
+            continue
+        applied.append(name)
+    if "RLIMIT_FSIZE" in applied and hasattr(signal, "SIGXFSZ"):
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+    return applied
+
+
+def grade_submission(submission: Submission, timeout: float, limits: Limits = Limits()) -> None:
     """Fill in *submission*'s exercise and result; never raises."""
     try:
         notebook = json.loads(submission.path.read_text(encoding="utf-8"))
@@ -141,7 +210,7 @@ def grade_submission(submission: Submission, timeout: float, test_timeout: float
     if problem:
         submission.result = _zero(submission.exercise, [], grading.INVALID, problem)
         return
-    events = _run_worker(submission, timeout, test_timeout)
+    events = _run_worker(submission, timeout, limits)
     submission.result = _result_from(submission, events)
 
 
@@ -166,15 +235,23 @@ def _invalid_notebook(notebook: object) -> str | None:
     return None
 
 
-def _run_worker(submission: Submission, timeout: float, test_timeout: float) -> list[dict]:
-    """Run the worker on *submission*; return the events it reported."""
-    with tempfile.TemporaryDirectory(prefix="sk-grade-") as folder:
+def _run_worker(submission: Submission, timeout: float, limits: Limits) -> list[dict]:
+    """Run the worker on *submission*; return the events it reported.
+
+    The worker's folder, also its TMPDIR, is removed afterwards with all
+    it holds, once every process of the submission has been stopped.
+    """
+    with tempfile.TemporaryDirectory(prefix="sk-grade-", ignore_cleanup_errors=True) as folder:
         progress = Path(folder) / "progress.jsonl"
         progress.touch()
+        scratch = Path(folder) / "tmp"
+        scratch.mkdir()
         command = [
             sys.executable, "-m", "sockserver_lib.grade", str(submission.path.resolve()),
             "--worker", str(progress), "--exercise", submission.exercise,
-            "--test-timeout", str(test_timeout),
+            "--test-timeout", str(limits.test_timeout),
+            "--memory-limit", str(limits.memory_mb),
+            "--file-size-limit", str(limits.file_size_mb),
         ]
         environment = {
             **os.environ, grading.BATCH_ENVIRONMENT_VARIABLE: "1",
@@ -182,6 +259,8 @@ def _run_worker(submission: Submission, timeout: float, test_timeout: float) -> 
             "PYTHONPATH": os.pathsep.join(
                 filter(None, [str(_KIT_PARENT), os.environ.get("PYTHONPATH")])
             ),
+            # temporary files and Unix sockets go where they are cleaned up
+            "TMPDIR": str(scratch), "TEMP": str(scratch), "TMP": str(scratch),
         }
         with open(Path(folder) / "output.txt", "wb") as output:
             process = subprocess.Popen(
@@ -303,8 +382,9 @@ def _work(notebook_path: Path, progress_path: Path, exercise: str, test_timeout:
                       on_result=lambda test: report({"test": vars(test)}))
         note = f"the notebook does not define {', '.join(missing)}" if missing else ""
         report({"done": True, "note": note})
-    sys.stdout.flush()
-    sys.stderr.flush()
+    with contextlib.suppress(OSError, ValueError):  # e.g. output beyond --file-size-limit
+        sys.stdout.flush()
+        sys.stderr.flush()
     os._exit(0)  # do not wait for threads the submission left running
 
 

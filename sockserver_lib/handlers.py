@@ -5,10 +5,24 @@ setup(), then handle(), then finish() (even if handle() raised; not if
 setup() raised).
 StreamRequestHandler and DatagramRequestHandler hide the difference between
 a connected socket and a (data, socket) pair behind rfile and wfile.
+
+Beyond the stdlib, StreamRequestHandler.read_line() reads a line with the
+limits of a careful server (max_line_length, line_timeout), so that a
+client cannot make a handler buffer without limit or keep it forever.
 """
 
 import socket
 from io import BufferedIOBase, BytesIO
+from time import monotonic
+
+
+class LineTooLongError(ValueError):
+    """read_line() got max_line_length bytes without a newline.
+
+    The rest of that line is not read: the connection is out of step with
+    the protocol, so the request should end (the default, when the error
+    leaves handle()) or answer an error and return.
+    """
 
 
 class BaseRequestHandler:
@@ -48,12 +62,25 @@ class StreamRequestHandler(BaseRequestHandler):
     (0 = unbuffered: every wfile.write() is sent at once), timeout (seconds
     for socket operations, None = block forever), disable_nagle_algorithm
     (set TCP_NODELAY).
+
+    ``timeout`` is the idle timeout: it bounds each wait for the client, so
+    a client that sends nothing for that long gets TimeoutError in the
+    handler (and its connection closed) instead of keeping the worker
+    forever.  Its default, None, waits forever, as in the stdlib.
+
+    Beyond the stdlib, for read_line() (None = no limit, the default):
+    max_line_length, the most bytes a line may have, its newline included;
+    line_timeout, the seconds a client has to send one whole line -- unlike
+    ``timeout``, which a client that trickles one byte at a time never
+    trips.
     """
 
     rbufsize = -1
     wbufsize = 0
     timeout = None
     disable_nagle_algorithm = False
+    max_line_length = None
+    line_timeout = None
 
     def setup(self):
         self.connection = self.request
@@ -66,6 +93,65 @@ class StreamRequestHandler(BaseRequestHandler):
             self.wfile = _SocketWriter(self.connection)
         else:
             self.wfile = self.connection.makefile("wb", self.wbufsize)
+
+    def read_line(self):
+        """Read one line from rfile, its b"\\n" included; b"" at end of input.
+
+        Like ``self.rfile.readline()``, with limits: raises LineTooLongError
+        once max_line_length bytes have come without a newline, and
+        TimeoutError when the whole line has not come within line_timeout
+        seconds (each wait is also bounded by ``timeout``).  The last line
+        lacks its newline if the client ends without one.  May be overridden.
+        """
+        limit = self.max_line_length
+        if self.line_timeout is None:
+            line = self.rfile.readline(-1 if limit is None else limit)
+        else:
+            line = self._read_line_by(monotonic() + self.line_timeout, limit)
+        if limit is not None and len(line) >= limit and not line.endswith(b"\n"):
+            raise LineTooLongError(
+                f"{self.client_address!r} sent {limit} bytes without a newline "
+                f"(max_line_length = {limit})"
+            )
+        return line
+
+    def _read_line_by(self, deadline, limit):
+        """Read as rfile.readline(limit) does; TimeoutError once *deadline* has passed."""
+        line = bytearray()
+        try:
+            while not line.endswith(b"\n") and (limit is None or len(line) < limit):
+                wait = deadline - monotonic()
+                if wait <= 0:
+                    raise self._line_timed_out()
+                deadline_first = self.timeout is None or wait < self.timeout
+                self.connection.settimeout(wait if deadline_first else self.timeout)
+                try:
+                    piece = self._read_piece(-1 if limit is None else limit - len(line))
+                except TimeoutError:
+                    if deadline_first:
+                        raise self._line_timed_out() from None
+                    raise  # the idle timeout: nothing came for ``timeout`` seconds
+                if not piece:
+                    break  # end of input
+                line += piece
+        finally:
+            self.connection.settimeout(self.timeout)
+        return bytes(line)
+
+    def _line_timed_out(self):
+        return TimeoutError(
+            f"{self.client_address!r} did not send a whole line within "
+            f"line_timeout = {self.line_timeout} s"
+        )
+
+    def _read_piece(self, most):
+        """Up to *most* bytes (-1: any), never past a newline, with at most one wait."""
+        peek = getattr(self.rfile, "peek", None)
+        if peek is None:  # rbufsize = 0: an unbuffered rfile has no peek()
+            return self.rfile.read(1)
+        buffered = peek(1)  # waits only when nothing is buffered
+        end = buffered.find(b"\n") + 1 or len(buffered)
+        return self.rfile.read(end if most < 0 else min(end, most))
 
     def finish(self):
         if not self.wfile.closed:

@@ -21,12 +21,24 @@ class ThreadingMixIn:
     server_close() does not wait for them.  block_on_close: if True (the
     default), server_close() waits for the non-daemon threads.
 
+    Beyond the stdlib, max_threads (None, the default: no limit): at most
+    this many request threads run at once.  When they all run,
+    process_request() waits for one to end before it starts another, so the
+    loop stops accepting and new clients wait in the listen backlog
+    (datagrams in the socket's buffer): backpressure, without a busy loop.
+    shutdown() stays prompt: it ends that wait, and the one request in hand
+    gets its thread beyond the limit rather than being dropped.  Pair it
+    with a handler timeout, or silent clients can hold every thread.
+
     Better than the stdlib: a thread forgets itself when it ends, so a
-    server that runs for weeks keeps no list of finished threads.
+    server that runs for weeks keeps no list of finished threads; and
+    server_close() waits for the threads before it closes the socket, so a
+    datagram server's last replies are not lost.
     """
 
     daemon_threads = False
     block_on_close = True
+    max_threads = None
 
     def process_request_thread(self, request, client_address):
         """Like BaseServer.process_request, in a thread, with error handling."""
@@ -39,26 +51,82 @@ class ThreadingMixIn:
             self._forget_thread(threading.current_thread())
 
     def process_request(self, request, client_address):
-        """Start a new thread to process the request."""
+        """Start a new thread to process the request.
+
+        With max_threads set, first wait while that many threads run.
+        """
+        running = self._running_threads()
+        if self.max_threads is not None:
+            running.wait_below(
+                self.max_threads, stop=lambda: getattr(self, "_shutdown_request", False)
+            )
         thread = threading.Thread(
             target=self.process_request_thread, args=(request, client_address)
         )
         thread.daemon = self.daemon_threads
         if not thread.daemon and self.block_on_close:
             self._live_threads().add(thread)
-        thread.start()
+        running.add()
+        try:
+            thread.start()
+        except BaseException:  # e.g. "can't start new thread": out of resources
+            running.remove()
+            self._live_threads().discard(thread)  # server_close() cannot join it
+            raise
 
     def _live_threads(self):
         # created on first use: mix-ins must not need their own __init__
         return vars(self).setdefault("_threads", set())
 
+    def _running_threads(self):
+        return vars(self).setdefault("_running", _ThreadCount())
+
     def _forget_thread(self, thread):
         vars(self).get("_threads", set()).discard(thread)
+        self._running_threads().remove()
+
+    def _wake_waits(self):
+        """Called by shutdown(): end a wait for a free thread."""
+        super()._wake_waits()
+        self._running_threads().wake()
 
     def server_close(self):
-        super().server_close()
+        """Wait for the request threads (see block_on_close), then close the socket.
+
+        Better than the stdlib, which closes first: the threads of a
+        datagram server send their replies through the server's socket.
+        """
         for thread in list(vars(self).get("_threads", ())):
             thread.join()
+        super().server_close()
+
+
+class _ThreadCount:
+    """How many request threads run; lets the loop wait while there are too many."""
+
+    def __init__(self):
+        self._changed = threading.Condition()
+        self._running = 0
+
+    def add(self):
+        with self._changed:
+            self._running += 1
+
+    def remove(self):
+        with self._changed:
+            self._running -= 1
+            self._changed.notify_all()
+
+    def wait_below(self, limit, stop):
+        """Wait until fewer than *limit* run, or until ``stop()`` is true."""
+        with self._changed:
+            while self._running >= limit and not stop():
+                self._changed.wait()
+
+    def wake(self):
+        """Make a wait_below() check ``stop()`` again."""
+        with self._changed:
+            self._changed.notify_all()
 
 
 if hasattr(os, "fork"):

@@ -287,6 +287,7 @@ if hasattr(os, "fork"):
                 for parent_end in [*self._lines.values(), *self._waker]:  # the parent's only
                     parent_end.close()
                 self._lines = None
+                self._waker = self._loop_thread = None  # this process runs no serve_forever()
                 with _ServerSelector() as selector:
                     selector.register(self, selectors.EVENT_READ)
                     selector.register(line, selectors.EVENT_READ)

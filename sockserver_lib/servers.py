@@ -20,6 +20,9 @@ place says so in its docstring ("Better than the stdlib: ..."):
   spinning at 100% CPU.
 - a busy address gives an error that says how to fix it.
 - server_close() of a Unix server removes the socket file it created.
+- a datagram longer than max_packet_size is reported to handle_error()
+  (OversizeDatagramError) and dropped, instead of being handled cut short
+  without notice.
 """
 
 import errno
@@ -45,6 +48,25 @@ OUT_OF_RESOURCES_ERRNOS = frozenset(
 #: First and longest pause (seconds) after an out-of-resources accept().
 ACCEPT_BACKOFF_FIRST = 0.01
 ACCEPT_BACKOFF_MAX = 0.5
+
+
+class OversizeDatagramError(OSError):
+    """A datagram longer than the server's max_packet_size arrived; it was dropped.
+
+    Raised by UDPServer.get_request() and given to handle_error() by the
+    loop, while it is being handled (``sys.exc_info()`` holds it).  errno
+    is EMSGSIZE; ``request`` is (the first max_packet_size bytes, the
+    server's socket) and ``client_address`` the sender.
+    """
+
+    def __init__(self, request, client_address, max_packet_size):
+        super().__init__(
+            errno.EMSGSIZE,
+            f"a datagram from {client_address!r} is longer than max_packet_size "
+            f"({max_packet_size} bytes): dropped",
+        )
+        self.request = request
+        self.client_address = client_address
 
 
 class BaseServer:
@@ -169,7 +191,15 @@ class BaseServer:
                     self._waker[1].send(b"x")
                 except OSError:  # buffer full: the loop is awake already
                     pass
+        self._wake_waits()
         self._is_shut_down.wait()
+
+    def _wake_waits(self):
+        """Called by shutdown() once it is requested: end any wait of the loop.
+
+        A mix-in whose process_request() may wait (ThreadingMixIn with
+        max_threads) extends this so that shutdown() stays prompt.
+        """
 
     def service_actions(self):
         """Called by the serve_forever() loop after each wake-up.
@@ -203,6 +233,9 @@ class BaseServer:
         """Handle one request; the socket is known to be readable."""
         try:
             request, client_address = self.get_request()
+        except OversizeDatagramError as error:
+            self.handle_error(error.request, error.client_address)
+            return
         except OSError as error:
             self._after_failed_accept(error)
             return
@@ -417,6 +450,10 @@ class UDPServer(TCPServer):
     """A synchronous UDP server: one datagram at a time.
 
     The request is the pair (data, socket); max_packet_size bounds data.
+
+    Better than the stdlib: a datagram longer than max_packet_size is not
+    handled cut short without notice; the loop gives it to handle_error()
+    as an OversizeDatagramError (printed to stderr by default) and drops it.
     """
 
     allow_reuse_address = False
@@ -425,8 +462,16 @@ class UDPServer(TCPServer):
     max_packet_size = 8192
 
     def get_request(self):
-        """Receive one datagram: return ((data, socket), client_address)."""
-        data, client_addr = self.socket.recvfrom(self.max_packet_size)
+        """Receive one datagram: return ((data, socket), client_address).
+
+        Raises OversizeDatagramError for a datagram longer than
+        max_packet_size (detected with recvmsg() and MSG_TRUNC; where the
+        socket has no recvmsg(), as on Windows, the system decides: it
+        raises an OSError, which the loop ignores).
+        """
+        data, client_addr, cut = _receive_datagram(self.socket, self.max_packet_size)
+        if cut:
+            raise OversizeDatagramError((data, self.socket), client_addr, self.max_packet_size)
         return (data, self.socket), client_addr
 
     def server_activate(self):
@@ -438,6 +483,15 @@ class UDPServer(TCPServer):
 
     def close_request(self, request):
         """Nothing to close: the socket is shared by all requests."""
+
+
+def _receive_datagram(sock, size):
+    """Receive one datagram: (its first *size* bytes, sender, True if it was longer)."""
+    if not hasattr(sock, "recvmsg"):
+        data, address = sock.recvfrom(size)
+        return data, address, False
+    data, _, flags, address = sock.recvmsg(size)
+    return data, address, bool(flags & getattr(socket, "MSG_TRUNC", 0))
 
 
 if hasattr(socket, "AF_UNIX"):

@@ -1,0 +1,191 @@
+"""Safe grading: one bad submission cannot stall or break a class's grading run.
+
+One run of the batch grader on a class folder: a good submission next to
+the bad ones of tests/data/unsafe (see its README) -- one that allocates
+without bound, one that forks a server (which ignores SIGTERM) and then
+ends its own process, one that leaves temporary files and a Unix socket
+behind, one that hangs in a single test, one that prints without end.
+The run completes, each submission scores what it proved, the good one
+full points, and nothing is left: no process, no temporary file.
+
+Then the limits themselves, each in a throwaway process.
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from sockserver_lib import grading
+from sockserver_lib.grade import limit_resources
+
+REPO = Path(__file__).resolve().parent.parent
+UNSAFE = REPO / "tests" / "data" / "unsafe"
+GOOD = "ex10_good.ipynb"
+#: The limits of the class run: small, so that the bad submissions meet them fast.
+TEST_TIMEOUT, MEMORY_MB, FILE_MB = 2, 512, 1
+EX10_TESTS = [test.name for test in grading.EXERCISES["ex10"].tests]
+
+needs_posix_limits = pytest.mark.skipif(
+    not hasattr(os, "fork") or sys.platform == "darwin",
+    reason="needs the resource module's RLIMIT_AS and RLIMIT_FSIZE as Linux enforces them",
+)
+
+
+def processes_with(text: str) -> list[int]:
+    """Live processes (not zombies) whose command line contains *text*; [] without /proc."""
+    found = []
+    for entry in os.listdir("/proc") if os.path.isdir("/proc/self") else ():
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/cmdline", "rb") as file:
+                command = file.read()
+            with open(f"/proc/{entry}/stat") as file:
+                state = file.read().rsplit(")", 1)[1].split()[0]
+        except OSError:
+            continue  # ended while we looked
+        if text.encode() in command and state != "Z":
+            found.append(int(entry))
+    return found
+
+
+@pytest.fixture(scope="module")
+def class_run(tmp_path_factory):
+    """Grade the class folder once: (completed process, rows by submission, its TMPDIR)."""
+    folder = tmp_path_factory.mktemp("class")
+    for sample in sorted(UNSAFE.glob("*.json")):
+        shutil.copy(sample, folder / (sample.stem + ".ipynb"))
+    shutil.copy(REPO / "solutions" / "ex10_access_control.ipynb", folder / GOOD)
+    temporary = tmp_path_factory.mktemp("tmp")
+    table = tmp_path_factory.mktemp("grades") / "grades.csv"
+    completed = subprocess.run(
+        [sys.executable, "-m", "sockserver_lib.grade", str(folder), "--csv", str(table),
+         "--timeout", "30", "--test-timeout", str(TEST_TIMEOUT),
+         "--memory-limit", str(MEMORY_MB), "--file-size-limit", str(FILE_MB)],
+        cwd=REPO, capture_output=True, text=True, timeout=110,
+        env={**os.environ, "TMPDIR": str(temporary)},
+    )
+    assert completed.returncode == 0, completed.stderr
+    rows: dict[str, list[dict]] = {}
+    with open(table, newline="", encoding="utf-8") as file:
+        for row in csv.DictReader(file):
+            rows.setdefault(Path(row["submission"]).name, []).append(row)
+    return completed, rows, temporary
+
+
+def points(rows: list[dict]) -> dict[str, int]:
+    return {row["test"]: int(row["points"]) for row in rows}
+
+
+@pytest.mark.timeout(120)
+def test_the_run_completes_and_grades_every_submission(class_run):
+    completed, rows, _ = class_run
+    assert sorted(rows) == sorted([GOOD] + [p.stem + ".ipynb" for p in UNSAFE.glob("*.json")])
+    for graded in rows.values():
+        assert [row["test"] for row in graded] == EX10_TESTS
+    assert completed.stdout.rstrip().splitlines()[-1] == "total: 24/30 points"
+    assert sum(points(rows[GOOD]).values()) == 5
+
+
+@pytest.mark.timeout(120)
+@needs_posix_limits
+def test_unbounded_allocation_meets_the_memory_limit_and_the_rest_is_graded(class_run):
+    completed, rows, _ = class_run
+    assert "ex10_hogs_memory.ipynb: cell 3 raised MemoryError" in completed.stdout
+    assert sum(points(rows["ex10_hogs_memory.ipynb"]).values()) == 5
+
+
+@pytest.mark.timeout(120)
+def test_a_forked_server_dies_with_its_submission(class_run):
+    completed, rows, _ = class_run
+    for row in rows["ex10_forks_server_and_exits.ipynb"]:
+        assert (row["status"], row["points"]) == ("crashed", "0")
+        assert "ended (exit code 0) before grading finished" in row["message"]
+    if not os.path.isdir("/proc/self"):
+        pytest.skip("needs /proc to look for the forked server")
+    # it ignored SIGTERM: the grader's SIGKILL to the whole group ended it
+    assert processes_with("ex10_forks_server_and_exits") == []
+
+
+@pytest.mark.timeout(120)
+def test_temporary_files_and_sockets_left_behind_are_removed(class_run):
+    _, rows, temporary = class_run
+    assert sum(points(rows["ex10_litters_tmp.ipynb"]).values()) == 5
+    assert list(temporary.iterdir()) == []  # the grader's folders and the submissions' files
+
+
+@pytest.mark.timeout(120)
+def test_a_test_that_hangs_is_stopped_and_the_others_are_graded(class_run):
+    _, rows, _ = class_run
+    graded = {row["test"]: row for row in rows["ex10_hangs_in_one_test.ipynb"]}
+    assert graded["refusals_counted"]["status"] == "timed out"
+    assert f"did not finish within {TEST_TIMEOUT} s" in graded["refusals_counted"]["message"]
+    assert points(graded.values()) == {name: int(name != "refusals_counted")
+                                       for name in EX10_TESTS}
+
+
+@pytest.mark.timeout(120)
+@needs_posix_limits
+def test_endless_output_stops_at_the_file_size_limit_and_the_rest_is_graded(class_run):
+    completed, rows, _ = class_run
+    assert "ex10_floods_output.ipynb: cell 3 raised OSError: [Errno 27] File too large" in (
+        completed.stdout)
+    assert sum(points(rows["ex10_floods_output.ipynb"]).values()) == 5
+
+
+# --- the limits, each in a throwaway process ----------------------------------
+
+LIMITED = """
+import sys
+from sockserver_lib.grade import limit_resources
+print(" ".join(limit_resources(int(sys.argv[1]), int(sys.argv[2]))))
+"""
+
+
+def run_limited(code: str, memory_mb: int, file_mb: int, *args: str):
+    return subprocess.run(
+        [sys.executable, "-c", LIMITED + code, str(memory_mb), str(file_mb), *args],
+        capture_output=True, text=True, timeout=30,
+    )
+
+
+@needs_posix_limits
+@pytest.mark.timeout(60)
+def test_the_memory_limit_turns_a_big_allocation_into_memory_error():
+    allocate = "\ntry:\n    bytes(768 << 20)\nexcept MemoryError:\n    print('MemoryError')\n"
+    limited = run_limited(allocate, 256, 0)
+    assert limited.stdout.split() == ["RLIMIT_AS", "MemoryError"], limited.stderr
+    unlimited = run_limited(allocate, 0, 0)  # calloc()ed, never touched: no real memory
+    assert unlimited.stdout.split() == [], unlimited.stderr
+
+
+@needs_posix_limits
+@pytest.mark.timeout(60)
+def test_the_file_size_limit_fails_the_write_without_killing_the_process(tmp_path):
+    write = (
+        "\nimport errno\ntry:\n"
+        "    open(sys.argv[3], 'wb').write(bytes(3 << 20))\n"
+        "except OSError as error:\n    print(errno.errorcode[error.errno])\n"
+    )
+    limited = run_limited(write, 0, 1, str(tmp_path / "big"))
+    assert limited.returncode == 0, limited.stderr
+    assert limited.stdout.split() == ["RLIMIT_FSIZE", "EFBIG"]
+    assert (tmp_path / "big").stat().st_size == 1 << 20
+
+
+def test_no_limit_means_nothing_is_set():
+    assert limit_resources(0, 0) == []
+
+
+def test_the_grader_documents_its_limits():
+    shown = subprocess.run([sys.executable, "-m", "sockserver_lib.grade", "--help"],
+                           capture_output=True, text=True, timeout=30, cwd=REPO).stdout
+    for option in ("--timeout", "--test-timeout", "--memory-limit", "--file-size-limit"):
+        assert option in shown
