@@ -105,15 +105,20 @@ class LineHandler(EventHandler):
         buffer = self.partial_line + data
         replies = []
         start = 0
-        while end := buffer.find(b"\n", start) + 1:
-            replies.append(self.line_received(buffer[start:end]))
-            start = end
-        while len(buffer) - start >= self.max_line_length:
-            end = start + self.max_line_length
+        while end := self._end_of_piece(buffer, start):
             replies.append(self.line_received(buffer[start:end]))
             start = end
         self.partial_line = buffer[start:]
         return b"".join(reply for reply in replies if reply) or None
+
+    def _end_of_piece(self, buffer, start):
+        """Where the line starting at *start* ends: after its b"\\n", or after
+        max_line_length bytes if it is longer; 0 if it has not all arrived."""
+        limit = start + self.max_line_length
+        newline = buffer.find(b"\n", start, limit)
+        if newline >= 0:
+            return newline + 1
+        return limit if len(buffer) >= limit else 0
 
     def eof_received(self):
         line, self.partial_line = self.partial_line, b""

@@ -219,9 +219,27 @@ class Flood(LineHandler):
 
     FLOOD_SIZE = 4_000_000
 
+    def connection_made(self):
+        # small kernel buffers: loopback autotuning could otherwise take a
+        # whole flood, leaving no output pending in the table
+        self.connection.socket.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, SMALL_BUFFER)
+
     def line_received(self, line):
         self.server.lines_seen.append(line)
         return b"y" * self.FLOOD_SIZE
+
+
+#: Bytes of kernel buffer on each end of the flooded connection.
+SMALL_BUFFER = 65536
+
+
+def small_buffered_client(address) -> socket.socket:
+    """A client with a small receive buffer, set before connect() as it must be."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, SMALL_BUFFER)
+    sock.settimeout(5)
+    sock.connect(address)
+    return sock
 
 
 @pytest.mark.timeout(20)
@@ -231,7 +249,7 @@ def test_a_client_that_does_not_read_its_answers_is_not_read_from():
         lines_seen = []
 
     with background_server(Server(LOCALHOST, Flood)) as server:
-        with connect(server.server_address) as flooded:
+        with small_buffered_client(server.server_address) as flooded:
             flooded.sendall(b"a\n")
             read_exactly(flooded, 1)  # the server has answered "a" and has output pending
             flooded.sendall(b"b\n")
