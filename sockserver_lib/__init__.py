@@ -1,34 +1,34 @@
 """sockserver_lib: a readable, drop-in re-implementation of ``socketserver``.
 
 The public names, inheritance, signatures and call order are those of the
-standard library's ``socketserver`` (Python 3.13); ``__all__`` lists the same
-names the stdlib lists on this platform, plus the kit's extras in
-``EXTRAS``.  Read it in learning order:
+standard library's ``socketserver`` (Python 3.13).  ``__all__`` is exactly
+the stdlib's list on this platform, so ``from sockserver_lib import *`` is a
+drop-in; the kit's extras are importable by name and listed in ``EXTRAS``.
+Read it in learning order:
 
 - servers.py   BaseServer (the request loop), TCPServer, UDPServer, Unix*
 - handlers.py  BaseRequestHandler, StreamRequestHandler, DatagramRequestHandler
 - mixins.py    ThreadingMixIn, ForkingMixIn and the ready-made combinations
 - selector.py  beyond the stdlib: one thread, many connections (SelectorMixIn)
 - pools.py     beyond the stdlib: ThreadPoolMixIn, PreforkMixIn
+- access.py    beyond the stdlib: AllowListMixIn (verify_request by network)
 
 Names that need fork() or AF_UNIX are absent where the platform lacks them,
 exactly as in the stdlib.
 """
 
+import importlib
 import os
 import socket
 
-from .handlers import BaseRequestHandler, DatagramRequestHandler, StreamRequestHandler
-from .mixins import ThreadingMixIn, ThreadingTCPServer, ThreadingUDPServer
-from .pools import ThreadPoolMixIn, ThreadPoolTCPServer  # noqa: F401 (in EXTRAS)
-from .selector import (  # noqa: F401 (in EXTRAS)
-    EventHandler,
-    LineEchoHandler,
-    LineHandler,
-    SelectorMixIn,
-    SelectorTCPServer,
+from .handlers import (
+    BaseRequestHandler,
+    DatagramRequestHandler,
+    LineTooLongError,  # noqa: F401 (in EXTRAS)
+    StreamRequestHandler,
 )
-from .servers import BaseServer, TCPServer, UDPServer
+from .mixins import ThreadingMixIn, ThreadingTCPServer, ThreadingUDPServer
+from .servers import BaseServer, OversizeDatagramError, TCPServer, UDPServer  # noqa: F401
 
 __version__ = "0.1.0"
 
@@ -57,30 +57,36 @@ if hasattr(socket, "AF_UNIX"):
 
         __all__ += ["ForkingUnixStreamServer", "ForkingUnixDatagramServer"]
 
-#: The kit's names beyond the stdlib's, importable from here.
-EXTRAS: list = []
-
-EXTRAS += [
-    "ThreadPoolMixIn", "ThreadPoolTCPServer",
-    "SelectorMixIn", "SelectorTCPServer", "EventHandler", "LineHandler", "LineEchoHandler",
-]
+#: Where each of the kit's extras lives.  They are imported on first use
+#: (see __getattr__), so that ``import sockserver_lib`` as a drop-in for
+#: ``socketserver`` loads no more than the stdlib does: a forking server
+#: copies every page the parent touches after each fork().
+_EXTRAS_HOME = {
+    "ThreadPoolMixIn": "pools", "ThreadPoolTCPServer": "pools",
+    "SelectorMixIn": "selector", "SelectorTCPServer": "selector",
+    "EventHandler": "selector", "LineHandler": "selector", "LineEchoHandler": "selector",
+    "AllowListMixIn": "access",
+}
 if hasattr(os, "fork"):
-    from .pools import PreforkMixIn, PreforkTCPServer  # noqa: F401 (in EXTRAS)
-
-    EXTRAS += ["PreforkMixIn", "PreforkTCPServer"]
+    _EXTRAS_HOME.update(PreforkMixIn="pools", PreforkTCPServer="pools")
 if hasattr(socket, "AF_UNIX"):
-    from .pools import ThreadPoolUnixStreamServer  # noqa: F401 (in EXTRAS)
-    from .selector import SelectorUnixStreamServer  # noqa: F401 (in EXTRAS)
-
-    EXTRAS += ["ThreadPoolUnixStreamServer", "SelectorUnixStreamServer"]
+    _EXTRAS_HOME.update(ThreadPoolUnixStreamServer="pools", SelectorUnixStreamServer="selector")
     if hasattr(os, "fork"):
-        from .pools import PreforkUnixStreamServer  # noqa: F401 (in EXTRAS)
+        _EXTRAS_HOME.update(PreforkUnixStreamServer="pools")
 
-        EXTRAS += ["PreforkUnixStreamServer"]
+#: The kit's names beyond the stdlib's, importable from here.
+EXTRAS = [*_EXTRAS_HOME, "LineTooLongError", "OversizeDatagramError"]
 
-# Hardening (issue 7): access control, and the errors of the new limits.
-from .access import AllowListMixIn  # noqa: E402, F401 (in EXTRAS)
-from .handlers import LineTooLongError  # noqa: E402, F401 (in EXTRAS)
-from .servers import OversizeDatagramError  # noqa: E402, F401 (in EXTRAS)
 
-EXTRAS += ["AllowListMixIn", "LineTooLongError", "OversizeDatagramError"]
+def __getattr__(name):
+    """Import an extra from its module the first time it is asked for."""
+    home = _EXTRAS_HOME.get(name)
+    if home is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f".{home}", __name__), name)
+    globals()[name] = value  # the next lookup is an ordinary one
+    return value
+
+
+def __dir__():
+    return sorted([*globals(), *_EXTRAS_HOME])

@@ -187,7 +187,8 @@ if hasattr(os, "fork"):
 
         def process_request(self, request, client_address):
             """Fork a child that handles the request and exits."""
-            self.collect_children()  # make room below max_children first
+            if len(self.active_children or ()) >= self.max_children:
+                self.collect_children()  # wait for room (serve_forever reaps after each request)
             _flush_std_streams()  # else the child writes the parent's pending output again
             pid = os.fork()
             if pid:
