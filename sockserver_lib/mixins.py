@@ -135,7 +135,9 @@ if hasattr(os, "fork"):
         """Handle each request in a new process (fork()).
 
         max_children: at most this many children run at once; the server
-        waits for one to end before it forks another.  block_on_close: if
+        waits for one to end before it forks another (on Linux, shutdown()
+        ends that wait: the request in hand then gets its child beyond the
+        limit rather than being dropped).  block_on_close: if
         True, server_close() waits for all children.  timeout: how often
         handle_request() reaps children when idle.
 
@@ -157,8 +159,17 @@ if hasattr(os, "fork"):
                 return
             self._reap(blocking=blocking)
             while len(self.active_children) >= self.max_children:
-                _wait_for_first_exit(self.active_children)
+                if self._shutdown_request:
+                    return  # shutdown() must not wait for a child to end
+                _wait_for_first_exit(self.active_children, self._shutdown_waker())
                 self._reap(blocking=False)
+
+        def _shutdown_waker(self):
+            """The socket shutdown() writes to, if this thread runs serve_forever()."""
+            waker = getattr(self, "_waker", None)
+            if waker is not None and self._loop_thread == threading.get_ident():
+                return waker[0]
+            return None
 
         def _reap(self, blocking):
             for pid in list(self.active_children):
@@ -218,12 +229,14 @@ if hasattr(os, "fork"):
             super().server_close()
             self.collect_children(blocking=self.block_on_close)
 
-    def _wait_for_first_exit(pids):
-        """Block until one of *pids* (our own children) has exited.
+    def _wait_for_first_exit(pids, waker=None):
+        """Block until one of *pids* (our own children) has exited, or *waker*
+        (the serve_forever() loop's wake-up socket) is readable.
 
-        Linux: one pidfd per child, and select() wakes on the first to exit.
-        Elsewhere (or on an old kernel): wait for the oldest child.  Either
-        way no other process's child is touched, as waitpid(-1) would.
+        Linux: one pidfd per child, and select() wakes on the first to exit
+        or on shutdown().  Elsewhere (or on an old kernel): wait for the
+        oldest child, and shutdown() waits for it too.  Either way no other
+        process's child is touched, as waitpid(-1) would.
         """
         pidfds = []
         try:
@@ -234,7 +247,7 @@ if hasattr(os, "fork"):
         except (AttributeError, OSError):  # no pidfd_open here, or ENOSYS
             os.waitpid(min(pids), 0)  # reaped; _reap() then forgets it
         else:
-            select.select(pidfds, [], [])
+            select.select(pidfds + ([waker] if waker is not None else []), [], [])
         finally:
             for fd in pidfds:
                 os.close(fd)

@@ -500,6 +500,39 @@ def test_forking_server_at_max_children_uses_the_slot_of_whichever_child_ends():
             talk(older, b"one\n")
 
 
+@needs_fork
+@pytest.mark.skipif(not hasattr(os, "pidfd_open"), reason="needs pidfd_open (Linux 5.3+)")
+@pytest.mark.timeout(20)
+def test_shutdown_is_prompt_while_a_forking_server_waits_at_max_children():
+    waiting_for_room = threading.Event()
+
+    class Server(sockserver_lib.ForkingTCPServer):
+        max_children = 1
+
+        def collect_children(self, *, blocking=False):
+            if len(self.active_children or ()) >= self.max_children:
+                waiting_for_room.set()
+            super().collect_children(blocking=blocking)
+
+    server = Server(lab.LOCALHOST, pid_greeter(sockserver_lib))
+    loop = serve_in_thread(server)
+    try:
+        with lab.connect(server.server_address) as silent, \
+                lab.connect(server.server_address) as waiting:
+            greeted_pid(silent)  # the only child, held by a client that never sends
+            waiting.sendall(b"hi\n")
+            assert waiting_for_room.wait(PATIENCE)  # the loop waits for a child to end
+            stopper = lab.run_in_thread(server.shutdown, name="shutdown")
+            stopper.join(PATIENCE)
+            assert not stopper.is_alive(), "shutdown() waited for a child to end"
+            loop.join(PATIENCE)
+            assert not loop.is_alive()
+            talk(silent, b"bye\n")  # now let its child end
+    finally:
+        stop_for_sure(server, loop)
+        server.server_close()  # reaps the child
+
+
 # --- Unix socket files ----------------------------------------------------
 
 unix_server_names = pytest.mark.parametrize(
