@@ -56,6 +56,7 @@ from time import monotonic
 from typing import Any
 
 import pytest
+from reporting import print_past_capture
 
 try:
     import resource
@@ -110,36 +111,19 @@ COMMANDS = (b"raise", b"stop-now", b"attempts")
 
 
 @dataclass(frozen=True)
-class FaultKind:
-    """A server kind under test: transport, concurrency, and extra class settings."""
+class FaultKind(contract.Kind):
+    """A server kind under test, with extra class settings: (name, value) pairs."""
 
-    transport: str  # tcp, unix-stream, udp, unix-dgram
-    concurrency: str  # sync, threading, forking, threadpool, prefork, selector
-    settings: tuple = ()  # (name, value) pairs set on the server class
+    settings: tuple = ()
 
     @property
     def id(self) -> str:
         extra = "".join(f"-{name}={value}" for name, value in self.settings)
-        return f"{self.transport}-{self.concurrency}{extra}"
-
-    @property
-    def is_stream(self) -> bool:
-        return self.transport in ("tcp", "unix-stream")
-
-    @property
-    def is_unix(self) -> bool:
-        return self.transport.startswith("unix")
+        return f"{super().id}{extra}"
 
     @property
     def idle_timeout_drops_silent_clients(self) -> bool:
         return self.is_stream and self.concurrency != "selector"
-
-    def unavailable_reason(self) -> str | None:
-        if self.is_unix and not hasattr(socket, "AF_UNIX"):
-            return "this platform has no Unix domain sockets (AF_UNIX)"
-        if self.concurrency in ("forking", "prefork") and not hasattr(os, "fork"):
-            return "this platform has no fork()"
-        return None
 
 
 KINDS = (
@@ -731,12 +715,7 @@ def print_summary(request):
         f"ended with every fault accounted for and every descriptor, thread and child "
         f"process released: {figures['runs'] - figures['failed_runs']} of {figures['runs']}"
     )
-    reporter = request.config.pluginmanager.get_plugin("terminalreporter")
-    capture = request.config.pluginmanager.get_plugin("capturemanager")
-    if reporter is not None and capture is not None:
-        with capture.global_and_fixture_disabled():
-            reporter.ensure_newline()
-            reporter.write_line(line)
+    print_past_capture(request.config, line)
     if path := os.environ.get("SOCKSERVER_FAULT_SUMMARY"):
         with open(path, "w", encoding="utf-8") as file:
             json.dump({**figures, "line": line}, file, indent=2)

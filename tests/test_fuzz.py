@@ -31,6 +31,7 @@ import threading
 from collections.abc import Iterator
 
 import pytest
+from reporting import print_past_capture
 
 import sockserver_lib
 from sockserver_lib import (
@@ -363,9 +364,4 @@ def print_summary(request):
         f"{figures['stream_bytes']} bytes in all; {figures['datagrams']} datagrams, "
         f"{figures['oversize_datagrams']} oversize, every one reported"
     )
-    reporter = request.config.pluginmanager.get_plugin("terminalreporter")
-    capture = request.config.pluginmanager.get_plugin("capturemanager")
-    if reporter is not None and capture is not None:
-        with capture.global_and_fixture_disabled():
-            reporter.ensure_newline()
-            reporter.write_line(line)
+    print_past_capture(request.config, line)
