@@ -1069,6 +1069,7 @@ def _ex07_shutdown_at_once(students: Students) -> None:
         _expect(reply == b"up?\n", f"expected b'up?\\n', got {reply!r}")
         stopper = lab.run_in_thread(server.shutdown, "shutdown")
         stopper.join(STOP_TIME)
+        loop.join(STOP_TIME)  # shutdown() returns as the loop ends; its thread then exits
         _expect(not stopper.is_alive() and not loop.is_alive(),
                 f"with poll_interval=60, shutdown() had not stopped the loop after "
                 f"{STOP_TIME:g} s; wake the loop up at once: register the reading end of "

@@ -294,6 +294,7 @@ def test_shutdown_is_prompt_while_the_loop_waits_for_a_thread():
             assert not held.started.acquire(timeout=ABSENCE)  # the loop waits for room
             stopping = lab.run_in_thread(server.shutdown, "shutdown")
             stopping.join(PROMPT)
+            loop.join(PROMPT)  # shutdown() returns as the loop ends; its thread then exits
             assert not stopping.is_alive() and not loop.is_alive()
             # the request in hand got its thread, beyond the limit
             assert held.wait_started(1)
