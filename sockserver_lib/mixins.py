@@ -172,18 +172,17 @@ if hasattr(os, "fork"):
             return None
 
         def _reap(self, blocking):
+            """Forget the children that have exited (all of them, if *blocking*)."""
+            options = 0 if blocking else os.WNOHANG
             for pid in list(self.active_children):
-                self._reap_one(pid, blocking)
-
-        def _reap_one(self, pid, blocking):
-            try:
-                done, _ = os.waitpid(pid, 0 if blocking else os.WNOHANG)
-            except ChildProcessError:
-                done = pid  # already reaped elsewhere
-            except InterruptedError:
-                return
-            if done:
-                self.active_children.discard(pid)
+                try:
+                    done, _ = os.waitpid(pid, options)
+                except ChildProcessError:
+                    done = pid  # already reaped elsewhere
+                except InterruptedError:
+                    continue
+                if done:
+                    self.active_children.discard(pid)
 
         def handle_timeout(self):
             """Reap children after self.timeout idle seconds.
