@@ -446,15 +446,6 @@ def _hang_up(sock: socket.socket) -> None:
     sock.close()
 
 
-def _read_until_closed(sock: socket.socket) -> bytes:
-    """Everything the peer sends until it closes (a reset counts as closed)."""
-    chunks = []
-    with contextlib.suppress(ConnectionResetError):
-        while chunk := sock.recv(4096):
-            chunks.append(chunk)
-    return b"".join(chunks)
-
-
 def _receive(request: Any, kind: Kind) -> bytes:
     """The request's data, read by a BaseRequestHandler-based handler."""
     return request.recv(1024) if kind.is_stream else request[0]
@@ -630,7 +621,7 @@ def _expect_first_denied(kind: Kind, address: Any) -> None:
             (b"served ", "after denying one client the server goes on serving"),
         ):
             with lab.connect(address, PATIENCE) as client:  # the handler reads nothing
-                _expect_equal(_read_until_closed(client), expected, hint)
+                _expect_equal(lab.recv_all(client, reset_ends=True), expected, hint)
     else:
         with _datagram_client(kind) as client:
             client.sendto(b"first", address)
@@ -667,7 +658,7 @@ def _exchange(kind: Kind, address: Any, payload: bytes) -> tuple[bytes, Any]:
         with lab.connect(address, PATIENCE) as client:
             client.sendall(payload)
             client.shutdown(socket.SHUT_WR)
-            return _read_until_closed(client), client.getsockname()
+            return lab.recv_all(client, reset_ends=True), client.getsockname()
     with _datagram_client(kind) as client:
         client.sendto(payload, address)
         return client.recv(1024), client.getsockname()
@@ -713,7 +704,7 @@ def system_exit_in_handler_propagates(impl, kind):
             try:
                 if kind.is_stream:
                     with lab.connect(server.server_address, PATIENCE) as client:
-                        _expect_equal(_read_until_closed(client), b"",
+                        _expect_equal(lab.recv_all(client, reset_ends=True), b"",
                                       "the request is closed (shutdown_request) before "
                                       "the exception leaves handle_request()")
                 else:
@@ -854,7 +845,7 @@ def readline_vs_single_recv(impl, kind):
     with _running(impl, kind, _single_recv_handler(impl)) as server:
         with lab.connect(server.server_address, PATIENCE) as client:
             client.sendall(b"hello ")
-            _expect_equal(_read_until_closed(client), b"one recv got: hello ",
+            _expect_equal(lab.recv_all(client, reset_ends=True), b"one recv got: hello ",
                           "recv() returns what has arrived so far, not a whole message")
     signal = _Signal()
     try:
@@ -866,7 +857,7 @@ def readline_vs_single_recv(impl, kind):
                     _fail("the server reads the first piece", "no recv on the connection",
                           "the handler's rfile must read from the connection it was given")
                 client.sendall(b"world\n")
-                _expect_equal(_read_until_closed(client), b"readline got: hello world\n",
+                _expect_equal(lab.recv_all(client, reset_ends=True), b"readline got: hello world\n",
                               "rfile.readline() calls recv() again until it has a newline; "
                               "rfile is the connection's makefile('rb')")
     finally:

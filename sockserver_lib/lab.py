@@ -75,11 +75,20 @@ def connect(address: Any, timeout: float = CLIENT_TIMEOUT) -> socket.socket:
     return sock
 
 
-def recv_all(sock: socket.socket) -> bytes:
-    """Read from *sock* until the peer closes; return everything read."""
+def recv_all(sock: socket.socket, *, reset_ends: bool = False) -> bytes:
+    """Read from *sock* until the peer closes; return everything read.
+
+    With ``reset_ends=True`` a connection reset also ends the reading, like a
+    close (a server that closes with unread data from the client resets the
+    connection, and what it sent before may still be read).
+    """
     chunks = []
-    while chunk := sock.recv(65536):
-        chunks.append(chunk)
+    try:
+        while chunk := sock.recv(65536):
+            chunks.append(chunk)
+    except ConnectionResetError:
+        if not reset_ends:
+            raise
     return b"".join(chunks)
 
 

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from sockserver_lib.lab import connect
+from sockserver_lib.lab import connect, recv_all
 
 REPO = Path(__file__).resolve().parent.parent
 #: Seconds the command may take to start or stop before the test fails.
@@ -73,10 +73,7 @@ class RunningServer:
         with connect(("127.0.0.1", self.port)) as client:
             client.sendall(b"".join(lines))
             client.shutdown(socket.SHUT_WR)
-            answer = b""
-            while chunk := client.recv(65536):
-                answer += chunk
-            return answer
+            return recv_all(client)
 
     def interrupt(self) -> tuple:
         """Send SIGINT (Ctrl-C); return (exit status, stdout, stderr) once it has exited."""

@@ -183,13 +183,10 @@ def echo_server(limit: int | None, errors: queue.Queue) -> TCPServer:
 def send_and_read(address, pieces: list[bytes]) -> bytes:
     """Send *pieces*, end the sending side, return the whole reply (up to a reset)."""
     with lab.connect(address) as sock:
-        reply = bytearray()
         sender = send_in_pieces(sock, pieces)
-        with contextlib.suppress(ConnectionResetError):
-            while chunk := sock.recv(65536):
-                reply += chunk
+        reply = lab.recv_all(sock, reset_ends=True)
         sender.join(PATIENCE)
-        return bytes(reply)
+        return reply
 
 
 @pytest.mark.timeout(60)

@@ -1,6 +1,8 @@
 """Tests of the kit's helpers in sockserver_lib.lab (server_process)."""
 
 import os
+import socket
+import struct
 import textwrap
 
 import pytest
@@ -160,3 +162,42 @@ def test_forking_server_output_reaches_stdout_once(tmp_path):
     assert sorted(line for line in lines if line.startswith("child")) == [
         "child handled one", "child handled two"]
     assert lines[-1] == "parent done"
+
+
+@pytest.fixture
+def reset_connection():
+    """A client socket whose peer wrote b"bye", then reset the connection."""
+    with socket.create_server(lab.LOCALHOST) as listener:
+        listener.settimeout(lab.CLIENT_TIMEOUT)
+        client = lab.connect(listener.getsockname())
+        peer, _ = listener.accept()
+        with peer:
+            peer.sendall(b"bye")
+            # SO_LINGER with a zero timeout: close() sends RST instead of FIN
+            peer.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    with client:
+        yield client
+
+
+@pytest.mark.timeout(10)
+def test_recv_all_reads_until_the_peer_closes():
+    with socket.create_server(lab.LOCALHOST) as listener:
+        listener.settimeout(lab.CLIENT_TIMEOUT)
+        with lab.connect(listener.getsockname()) as client:
+            peer, _ = listener.accept()
+            with peer:
+                peer.sendall(b"one, ")
+                peer.sendall(b"two")
+            assert lab.recv_all(client) == b"one, two"
+
+
+@pytest.mark.timeout(10)
+def test_recv_all_raises_on_a_reset_by_default(reset_connection):
+    with pytest.raises(ConnectionResetError):
+        lab.recv_all(reset_connection)
+
+
+@pytest.mark.timeout(10)
+def test_recv_all_with_reset_ends_returns_what_came_before_the_reset(reset_connection):
+    # Linux delivers b"bye" and then the reset; some systems drop unread data on a reset
+    assert lab.recv_all(reset_connection, reset_ends=True) in (b"bye", b"")

@@ -87,15 +87,6 @@ def line_server(recorder: Recorder, server_class=TCPServer, **settings) -> TCPSe
     return server(lab.LOCALHOST, handler)
 
 
-def read_to_end(sock: socket.socket) -> bytes:
-    """All the peer sends until it closes; a reset also ends it."""
-    chunks = []
-    with contextlib.suppress(ConnectionResetError):
-        while chunk := sock.recv(65536):
-            chunks.append(chunk)
-    return b"".join(chunks)
-
-
 def trickle(address, payload: bytes) -> tuple[int, bytes]:
     """Send *payload* one byte per TRICKLE_PAUSE; return (bytes sent, reply).
 
@@ -113,7 +104,7 @@ def trickle(address, payload: bytes) -> tuple[int, bytes]:
             sock.shutdown(socket.SHUT_WR)
         except (BrokenPipeError, ConnectionResetError):
             pass
-        return sent, read_to_end(sock)
+        return sent, lab.recv_all(sock, reset_ends=True)
 
 
 def select_readable(sock: socket.socket, timeout: float) -> bool:
@@ -143,7 +134,7 @@ def test_max_line_length_counts_the_newline_and_stops_a_longer_line(rbufsize, li
         assert lab.tcp_request(address, b"1234567") == b"1234567"  # last line, no newline
         with lab.connect(address) as sock:
             sock.sendall(b"12345678 and much more\n")
-            assert read_to_end(sock) == b""
+            assert lab.recv_all(sock, reset_ends=True) == b""
         error = recorder.next_error()
         assert isinstance(error, LineTooLongError)
         assert "8 bytes without a newline (max_line_length = 8)" in str(error)
@@ -157,7 +148,7 @@ def test_a_megabyte_without_newline_is_cut_at_max_line_length():
         with lab.connect(server.server_address) as sock:
             with contextlib.suppress(BrokenPipeError, ConnectionResetError):
                 sock.sendall(b"g" * 1_000_000)  # the server stops reading at 1024
-            assert read_to_end(sock) == b""
+            assert lab.recv_all(sock, reset_ends=True) == b""
         assert isinstance(recorder.next_error(), LineTooLongError)
     assert recorder.lines.empty()
 
@@ -169,7 +160,7 @@ def test_idle_timeout_frees_a_sync_server_from_a_silent_client():
         with lab.connect(server.server_address) as silent:
             # served only once the silent client has been dropped
             assert lab.tcp_request(server.server_address, b"next\n") == b"next\n"
-            assert read_to_end(silent) == b""
+            assert lab.recv_all(silent, reset_ends=True) == b""
         assert isinstance(recorder.next_error(), TimeoutError)
 
 
@@ -213,7 +204,7 @@ def test_line_timeout_without_idle_timeout_and_the_socket_is_blocking_again():
     with lab.background_server(server_class(lab.LOCALHOST, Checked)) as server:
         with lab.connect(server.server_address) as sock:
             sock.sendall(b"whole\npart")
-            assert read_to_end(sock) == b"whole\n"
+            assert lab.recv_all(sock, reset_ends=True) == b"whole\n"
         error = recorder.next_error()
     assert timeouts_after == [None]  # read_line() put the handler's timeout back
     assert isinstance(error, TimeoutError) and "line_timeout" in str(error)
@@ -278,7 +269,7 @@ def test_max_threads_stops_accepting_until_a_thread_ends():
         assert server.accepted == 3
         held.release.set()
         assert held.wait_started(2)
-        assert [read_to_end(sock) for sock in socks] == [b"done\n"] * 4
+        assert [lab.recv_all(sock, reset_ends=True) for sock in socks] == [b"done\n"] * 4
     assert held.most_running == 2
 
 
@@ -299,7 +290,8 @@ def test_shutdown_is_prompt_while_the_loop_waits_for_a_thread():
             # the request in hand got its thread, beyond the limit
             assert held.wait_started(1)
             held.release.set()
-            assert read_to_end(first) == read_to_end(second) == b"done\n"
+            replies = [lab.recv_all(sock, reset_ends=True) for sock in (first, second)]
+            assert replies == [b"done\n", b"done\n"]
     finally:
         held.release.set()
         server.server_close()
@@ -342,7 +334,7 @@ def test_thread_pool_holds_at_most_pool_size_plus_queue_size_plus_one_connection
         assert server.accepted == 3
         held.release.set()
         assert held.wait_started(4)
-        assert [read_to_end(sock) for sock in socks] == [b"done\n"] * 5
+        assert [lab.recv_all(sock, reset_ends=True) for sock in socks] == [b"done\n"] * 5
     assert held.most_running == 1
 
 
@@ -423,7 +415,7 @@ class Greeter(StreamRequestHandler):
 def ask(address) -> bytes:
     """The reply to one client; b"" if the server closed the connection at once."""
     with lab.connect(address) as sock:
-        return read_to_end(sock)
+        return lab.recv_all(sock, reset_ends=True)
 
 
 def allow_list_server(networks, base=TCPServer, address=lab.LOCALHOST, handler=Greeter):
