@@ -47,7 +47,6 @@ import os
 import select
 import signal
 import socket
-import struct
 import sys
 import sysconfig
 import threading
@@ -1491,12 +1490,6 @@ def _descriptor_count() -> int | None:
     return None
 
 
-def _reset(sock: socket.socket) -> None:
-    """Close *sock* with a reset (RST) instead of an orderly end-of-file."""
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-    sock.close()
-
-
 def _ex11_no_leaks(students: Students) -> None:
     descriptors_before = _descriptor_count()
     hint = ("whichever way a client leaves (end-of-file, reset, half a line), "
@@ -1514,7 +1507,7 @@ def _ex11_no_leaks(students: Students) -> None:
                 elif behaviour == 2:
                     client = lab.connect(address)
                     client.sendall(b"half a li")
-                    _reset(client)
+                    lab.close_with_reset(client)
                 else:
                     _expect(lab.tcp_request(address, contract.GARBAGE) == contract.GARBAGE,
                             "bytes without a b'\\n' were not echoed at end-of-file")

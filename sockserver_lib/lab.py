@@ -13,6 +13,7 @@ import os
 import queue
 import signal
 import socket
+import struct
 import subprocess
 import sys
 import tempfile
@@ -90,6 +91,16 @@ def recv_all(sock: socket.socket, *, reset_ends: bool = False) -> bytes:
         if not reset_ends:
             raise
     return b"".join(chunks)
+
+
+def close_with_reset(sock: socket.socket) -> None:
+    """Close *sock* with a reset (RST) instead of an orderly end-of-file (FIN).
+
+    SO_LINGER on with a zero timeout makes close() drop unsent data and
+    reset the connection: what a crashed or impatient peer looks like.
+    """
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    sock.close()
 
 
 def recv_line(sock: socket.socket) -> bytes:

@@ -493,12 +493,6 @@ def exchange(address: Any, payload: bytes, timeout: float = PATIENCE) -> bytes:
             return bytes(received)
 
 
-def reset(sock: socket.socket) -> None:
-    """Close *sock* with a reset (RST), not an orderly end."""
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-    sock.close()
-
-
 def stream_request(address: Any, behaviour: str, rng: random.Random) -> Outcome:
     """Run one stream client of *behaviour*; ok if the server acted as it should."""
     if behaviour == "good":
@@ -525,7 +519,7 @@ def stream_request(address: Any, behaviour: str, rng: random.Random) -> Outcome:
         with contextlib.suppress(ConnectionResetError, BrokenPipeError):
             sock.sendall(payload)
         if behaviour == "reset":
-            reset(sock)
+            lab.close_with_reset(sock)
     return Outcome(behaviour, True, bytes_sent=len(payload))
 
 

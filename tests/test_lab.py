@@ -2,7 +2,6 @@
 
 import os
 import socket
-import struct
 import textwrap
 
 import pytest
@@ -173,8 +172,7 @@ def reset_connection():
         peer, _ = listener.accept()
         with peer:
             peer.sendall(b"bye")
-            # SO_LINGER with a zero timeout: close() sends RST instead of FIN
-            peer.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            lab.close_with_reset(peer)
     with client:
         yield client
 

@@ -14,7 +14,6 @@ import os
 import selectors
 import signal
 import socket
-import struct
 import subprocess
 import sys
 import threading
@@ -27,6 +26,7 @@ from sockserver_lib.lab import (
     CLIENT_TIMEOUT,
     LOCALHOST,
     background_server,
+    close_with_reset,
     connect,
     tcp_request,
     temporary_socket_path,
@@ -92,12 +92,6 @@ def ask(sock, line: bytes) -> bytes:
     return reply
 
 
-def reset(sock):
-    """Close *sock* with a reset (RST) instead of an orderly end-of-file."""
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-    sock.close()
-
-
 # --- ThreadPoolMixIn ------------------------------------------------------
 
 
@@ -110,7 +104,7 @@ def test_thread_pool_echoes_garbage_and_survives_early_disconnects(transport):
             connect(address).close()
             half_line = connect(address)
             half_line.sendall(b"no newline yet")
-            reset(half_line)
+            close_with_reset(half_line)
             garbage = os.urandom(50_000)
 
             assert tcp_request(address, b"one\ntwo\n") == b"one\ntwo\n"
@@ -349,7 +343,7 @@ def test_prefork_serves_from_its_workers_and_shutdown_reaps_them_all(transport):
             connect(script.address).close()
             half_line = connect(script.address)
             half_line.sendall(b"no newline yet")
-            reset(half_line)
+            close_with_reset(half_line)
             garbage = os.urandom(50_000)
             with connect(script.address):  # a silent client occupies one of the two workers
                 assert tcp_request(script.address, garbage) == garbage

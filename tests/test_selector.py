@@ -7,7 +7,6 @@ connections prove the same thing in a fraction of a second.
 import os
 import resource
 import socket
-import struct
 import sys
 import threading
 
@@ -17,6 +16,7 @@ from sockserver_lib.lab import (
     CLIENT_TIMEOUT,
     LOCALHOST,
     background_server,
+    close_with_reset,
     connect,
     recv_all,
     tcp_request,
@@ -49,12 +49,6 @@ def read_exactly(sock, size: int) -> bytes:
         assert chunk, f"connection closed after {len(data)} of {size} bytes"
         data += chunk
     return data
-
-
-def reset(sock):
-    """Close *sock* with a reset (RST) instead of an orderly end-of-file."""
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-    sock.close()
 
 
 class Recorder:
@@ -171,7 +165,7 @@ def test_events_come_in_order_and_early_disconnects_leave_no_entry():
         half_line = connect(server.server_address)
         half_line.sendall(b"no newline yet")
         recorder.wait_for(lambda events: recorder.count("made") == 3)
-        reset(half_line)
+        close_with_reset(half_line)
         recorder.wait_for(lambda events: recorder.count("lost") == 3)
 
         assert [event[0] for event in recorder.events[:3]] == ["made", "eof", "lost"]
