@@ -40,7 +40,12 @@ import threading
 import traceback
 from time import monotonic
 
-from .servers import TCPServer, _ServerSelector
+from .servers import TCPServer
+
+if hasattr(selectors, "PollSelector"):
+    _ServerSelector = selectors.PollSelector
+else:  # Windows
+    _ServerSelector = selectors.SelectSelector
 
 #: listen() backlog of the pool servers: connections wait here when every
 #: worker is busy (the kernel caps it at net.core.somaxconn).

@@ -26,18 +26,13 @@ place says so in its docstring ("Better than the stdlib: ..."):
 """
 
 import errno
+import math
 import os
 import select
-import selectors
 import socket
 import sys
 import threading
 from time import monotonic
-
-if hasattr(selectors, "PollSelector"):
-    _ServerSelector = selectors.PollSelector
-else:  # Windows
-    _ServerSelector = selectors.SelectSelector
 
 #: accept() errors that mean "the process or system is out of resources";
 #: retrying at once would spin, so the loop backs off instead.
@@ -47,6 +42,36 @@ OUT_OF_RESOURCES_ERRNOS = frozenset(
 #: First and longest pause (seconds) after an out-of-resources accept().
 ACCEPT_BACKOFF_FIRST = 0.01
 ACCEPT_BACKOFF_MAX = 0.5
+
+#: The event "readable" for a poller's register().
+_READABLE = getattr(select, "POLLIN", 1)
+
+
+class _SelectPoller:
+    """select.poll()'s register() and poll() made of select.select(), for Windows."""
+
+    def __init__(self):
+        self._files = []
+
+    def register(self, file, eventmask=_READABLE):
+        self._files.append(file)
+
+    def poll(self, timeout=None):
+        """The readable files, as (file, _READABLE) pairs; wait at most *timeout* ms."""
+        seconds = None if timeout is None or timeout < 0 else timeout / 1000
+        readable, _, _ = select.select(self._files, [], [], seconds)
+        return [(file, _READABLE) for file in readable]
+
+
+#: Makes the object the loops wait with: select.poll() (any file number, one
+#: system call, and unlike the selectors module no Python objects to build
+#: on each wake-up), or the stand-in above where there is no poll().
+_Poller = getattr(select, "poll", _SelectPoller)
+
+
+def _milliseconds(seconds):
+    """A poll() timeout: *seconds* rounded up to whole ms (None: wait forever)."""
+    return None if seconds is None else max(0, math.ceil(seconds * 1000))
 
 
 class OversizeDatagramError(OSError):
@@ -125,18 +150,19 @@ class BaseServer:
         if waker is None:  # shutdown() came first; the socket may be closed
             return
         try:
-            with _ServerSelector() as selector:
-                selector.register(self, selectors.EVENT_READ)
-                selector.register(waker, selectors.EVENT_READ)
-                while not self._shutdown_request:
-                    ready = selector.select(poll_interval)
-                    if self._shutdown_request:
-                        break
-                    # Only shutdown() writes to the waker, so here a wake-up
-                    # means a request: no need to look at which file is ready.
-                    if ready:
-                        self._handle_request_noblock()
-                    self.service_actions()
+            poller = _Poller()
+            poller.register(self, _READABLE)
+            poller.register(waker, _READABLE)
+            timeout = _milliseconds(poll_interval)
+            while not self._shutdown_request:
+                ready = poller.poll(timeout)
+                if self._shutdown_request:
+                    break
+                # Only shutdown() writes to the waker, so here a wake-up
+                # means a request: no need to look at which file is ready.
+                if ready:
+                    self._handle_request_noblock()
+                self.service_actions()
         finally:
             self._end_loop()
 
@@ -216,15 +242,15 @@ class BaseServer:
         elif self.timeout is not None:
             timeout = min(timeout, self.timeout)
         deadline = None if timeout is None else monotonic() + timeout
-        with _ServerSelector() as selector:
-            selector.register(self, selectors.EVENT_READ)
-            while True:
-                if selector.select(timeout):
-                    return self._handle_request_noblock()
-                if deadline is not None:
-                    timeout = deadline - monotonic()
-                    if timeout < 0:
-                        return self.handle_timeout()
+        poller = _Poller()
+        poller.register(self, _READABLE)
+        while True:
+            if poller.poll(_milliseconds(timeout)):
+                return self._handle_request_noblock()
+            if deadline is not None:
+                timeout = deadline - monotonic()
+                if timeout < 0:
+                    return self.handle_timeout()
 
     def _handle_request_noblock(self):
         """Handle one request; the socket is known to be readable."""
@@ -410,7 +436,7 @@ class TCPServer(BaseServer):
                 pass  # already gone
 
     def fileno(self):
-        """Return the listening socket's file descriptor (for selectors)."""
+        """Return the listening socket's file descriptor (for poll() and selectors)."""
         return self.socket.fileno()
 
     def get_request(self):

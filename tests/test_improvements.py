@@ -76,6 +76,26 @@ def watch_selector(monkeypatch, module) -> threading.Event:
     return waiting
 
 
+def watch_poller(monkeypatch) -> threading.Event:
+    """watch_selector() for sockserver_lib, whose loops wait in poll()."""
+    waiting = threading.Event()
+    new_poller = servers._Poller
+
+    class WatchedPoller:
+        def __init__(self):
+            self._poller = new_poller()
+
+        def register(self, file, eventmask):
+            self._poller.register(file, eventmask)
+
+        def poll(self, timeout=None):
+            waiting.set()
+            return self._poller.poll(timeout)
+
+    monkeypatch.setattr(servers, "_Poller", WatchedPoller)
+    return waiting
+
+
 def serve_in_thread(server, poll_interval: float = LONG_POLL) -> threading.Thread:
     return lab.run_in_thread(lambda: server.serve_forever(poll_interval), "serve_forever")
 
@@ -90,7 +110,7 @@ def stop_for_sure(server, loop: threading.Thread) -> None:
 
 @pytest.mark.timeout(10)
 def test_shutdown_wakes_serve_forever_at_once(monkeypatch):
-    waiting = watch_selector(monkeypatch, servers)
+    waiting = watch_poller(monkeypatch)
     with sockserver_lib.TCPServer(lab.LOCALHOST, echo_handler(sockserver_lib)) as server:
         loop = serve_in_thread(server)
         try:
@@ -163,6 +183,39 @@ def test_shutdown_twice_then_serve_again():
             server.shutdown()
             loop.join(PROMPT)
             assert not loop.is_alive()
+        finally:
+            stop_for_sure(server, loop)
+
+
+def test_poll_timeouts_round_up_to_whole_milliseconds():
+    assert servers._milliseconds(None) is None  # wait forever
+    assert servers._milliseconds(0) == 0
+    assert servers._milliseconds(-1.0) == 0  # a deadline already past: do not block
+    assert servers._milliseconds(0.0001) == 1  # never wake up before the time is up
+    assert servers._milliseconds(0.5) == 500
+
+
+@pytest.mark.timeout(10)
+def test_select_stand_in_for_poll_serves_times_out_and_stops_at_once(monkeypatch):
+    """The loops on Windows (no select.poll()): the same behaviour on select.select()."""
+    monkeypatch.setattr(servers, "_Poller", servers._SelectPoller)
+    timeouts = []
+
+    class CountingServer(sockserver_lib.TCPServer):
+        timeout = 0.05
+
+        def handle_timeout(self):
+            timeouts.append(True)
+
+    with CountingServer(lab.LOCALHOST, echo_handler(sockserver_lib)) as server:
+        server.handle_request()  # nobody connects: times out
+        assert timeouts == [True]
+        loop = serve_in_thread(server)
+        try:
+            assert lab.tcp_request(server.server_address, b"hi\n") == b"hi\n"
+            server.shutdown()
+            loop.join(PROMPT)
+            assert not loop.is_alive(), "shutdown() did not wake the select() stand-in"
         finally:
             stop_for_sure(server, loop)
 
