@@ -36,8 +36,10 @@ import importlib
 import importlib.util
 import itertools
 import os
+import platform
 import resource
 import select
+import shutil
 import socket
 import subprocess
 import sys
@@ -161,12 +163,21 @@ def read_reply(process: subprocess.Popen, word: str) -> list[str]:
 
 
 @contextlib.contextmanager
-def server_process(module_name: str, kind: str) -> Iterator[ServerProcess]:
-    """Run one server in its own process for a ``with`` block; always stop it."""
+def server_process(module_name: str, kind: str,
+                   fixed_layout: bool = False) -> Iterator[ServerProcess]:
+    """Run one server in its own process for a ``with`` block; always stop it.
+
+    *fixed_layout*: run it without address-space randomization (Linux's
+    ``setarch -R``), so that where objects land in memory, and with it the
+    page faults per request, repeat exactly from one run to the next.
+    """
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(
         filter(None, [str(REPO), os.environ.get("PYTHONPATH")])))  # this checkout's library
+    command = [sys.executable, __file__, "--serve", module_name, kind]
+    if fixed_layout:
+        command = ["setarch", platform.machine(), "--addr-no-randomize", *command]
     process = subprocess.Popen(
-        [sys.executable, __file__, "--serve", module_name, kind],
+        command,
         stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env,
     )
     try:
@@ -287,7 +298,8 @@ def compare_kind(kind: str, options) -> dict[str, list[Round]]:
     """Measure the candidate (the library) and the stdlib for one kind; return their rounds."""
     rounds: dict[str, list[Round]] = {options.candidate: [], STDLIB: []}
     with contextlib.ExitStack() as servers:
-        running = {name: servers.enter_context(server_process(name, kind)) for name in rounds}
+        running = {name: servers.enter_context(server_process(name, kind, options.fixed_layout))
+                   for name in rounds}
         for name, server in running.items():
             print(f"  {kind:9} {name:14} from {server.module_file}", flush=True)
             run_load(server.address, options.warmup, options.concurrency)
@@ -358,11 +370,17 @@ def parse_options(argv=None):
                         help="compare the stdlib with a second copy of itself instead of the "
                              "library: the ratios then show the benchmark's own noise and bias "
                              "(ideally 1.00x)")
+    parser.add_argument("--fixed-layout", action="store_true",
+                        help="run the servers without address-space randomization (Linux, "
+                             "setarch): page faults per request then repeat exactly from run "
+                             "to run, to compare two versions of the code")
     parser.add_argument("--serve", nargs=2, metavar=("MODULE", "KIND"),
                         help=argparse.SUPPRESS)  # internal: be one server process
     options = parser.parse_args(argv)
     options.kinds = [kind for kind in options.kinds.split(",") if kind]
     options.candidate = STDLIB_COPY if options.self_check else LIB
+    if options.fixed_layout and not shutil.which("setarch"):
+        parser.error("--fixed-layout needs the setarch command (Linux, util-linux)")
     unknown = set(options.kinds) - set(KINDS)
     if unknown:
         parser.error(f"unknown kind(s) {sorted(unknown)}; choose from {list(KINDS)}")

@@ -5,7 +5,9 @@ the next person who quotes its figures; so each mode runs here once with a
 handful of requests.
 """
 
+import importlib.util
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -54,3 +56,28 @@ def test_a_bad_option_is_refused_with_a_clear_message():
     )
     assert completed.returncode == 2
     assert "unknown kind(s) ['carrier-pigeon']" in completed.stderr
+
+
+def load_compare_stdlib():
+    spec = importlib.util.spec_from_file_location("compare_stdlib", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def address_randomization_is_off(pid: int) -> bool:
+    """From /proc: does process *pid* run with ADDR_NO_RANDOMIZE (setarch -R)?"""
+    personality = int(Path(f"/proc/{pid}/personality").read_text(), 16)
+    return bool(personality & 0x0040000)
+
+
+@pytest.mark.skipif(not (shutil.which("setarch") and Path("/proc/self/personality").exists()),
+                    reason="--fixed-layout needs Linux and its setarch command")
+@pytest.mark.timeout(60)
+def test_fixed_layout_runs_the_servers_without_address_randomization():
+    compare_stdlib = load_compare_stdlib()
+    assert compare_stdlib.parse_options(["--fixed-layout"]).fixed_layout
+    for fixed_layout in (True, False):
+        with compare_stdlib.server_process("socketserver", "sync", fixed_layout) as server:
+            assert address_randomization_is_off(server.process.pid) == fixed_layout
+            assert compare_stdlib.one_request(server.address) > 0  # and it serves
