@@ -174,6 +174,8 @@ class _SocketWriter(BufferedIOBase):
 
     def write(self, b):
         self._sock.sendall(b)
+        if type(b) is bytes:  # the usual case, and cheaper: no memoryview to build
+            return len(b)
         with memoryview(b) as view:
             return view.nbytes
 

@@ -8,7 +8,6 @@ Mix-ins come first in the bases, because they override process_request()::
 import os
 import select
 import socket
-import sys
 import threading
 
 from .servers import TCPServer, UDPServer
@@ -143,9 +142,13 @@ if hasattr(os, "fork"):
 
         Better than the stdlib: it waits only for its own children (the
         stdlib's waitpid(-1) also reaps processes that the rest of the
-        program started), and a child flushes stdout and stderr before it
-        exits so that handler output is not lost (the parent flushes before
-        forking, so its own pending output is not written twice).
+        program started).
+
+        Like the stdlib, a child ends with os._exit(), which flushes
+        nothing: a handler's print() to a pipe or a file is lost unless
+        flushed (print(..., flush=True)), and output the server left
+        unflushed before it forked is written again by each child that
+        flushes.  Flush in the handler, and before serving.
         """
 
         timeout = 300
@@ -199,7 +202,6 @@ if hasattr(os, "fork"):
             """Fork a child that handles the request and exits."""
             if len(self.active_children or ()) >= self.max_children:
                 self.collect_children()  # wait for room (serve_forever reaps after each request)
-            _flush_std_streams()  # else the child writes the parent's pending output again
             pid = os.fork()
             if pid:
                 if self.active_children is None:
@@ -207,10 +209,7 @@ if hasattr(os, "fork"):
                 self.active_children.add(pid)
                 self.close_request(request)
                 return
-            self._serve_in_child(request, client_address)
-
-        def _serve_in_child(self, request, client_address):
-            status = 1
+            status = 1  # the child: handle the request, then exit whatever happens
             try:
                 self.finish_request(request, client_address)
                 status = 0
@@ -219,8 +218,6 @@ if hasattr(os, "fork"):
             finally:
                 try:
                     self.shutdown_request(request)
-                    sys.stdout.flush()
-                    sys.stderr.flush()
                 finally:
                     os._exit(status)
 
@@ -250,14 +247,6 @@ if hasattr(os, "fork"):
         finally:
             for fd in pidfds:
                 os.close(fd)
-
-    def _flush_std_streams():
-        """Flush stdout and stderr, if they exist and are open."""
-        for stream in (sys.stdout, sys.stderr):
-            try:
-                stream.flush()
-            except (AttributeError, ValueError):  # None (no console) or closed
-                pass
 
 
 class ThreadingUDPServer(ThreadingMixIn, UDPServer): pass

@@ -15,6 +15,7 @@ exempted.  Private details differ and are not compared: the stdlib keeps
 set created per instance on first use.
 """
 
+import array
 import inspect
 import os
 import socket
@@ -26,6 +27,7 @@ from pathlib import Path
 import pytest
 
 import sockserver_lib
+from sockserver_lib import lab
 
 REPO = Path(__file__).resolve().parent.parent
 #: Dunder methods that are part of the API; other ``_`` names are private.
@@ -195,3 +197,33 @@ def test_importing_the_library_imports_only_the_standard_library():
         and module.partition(".")[0] != "sockserver_lib"
     ]
     assert outside == []
+
+
+def write_through_unbuffered_wfile(module, data):
+    """Write *data* with a StreamRequestHandler's wfile (wbufsize 0) of *module*.
+
+    Returns what wfile.write() returned and the bytes the peer received.
+    """
+    handler_end, peer_end = socket.socketpair()
+    with handler_end, peer_end:
+        peer_end.settimeout(5)
+        handler = module.StreamRequestHandler.__new__(module.StreamRequestHandler)
+        handler.request = handler_end
+        handler.setup()
+        try:
+            returned = handler.wfile.write(data)
+        finally:
+            handler.finish()
+        handler_end.shutdown(socket.SHUT_WR)
+        return returned, lab.recv_all(peer_end)
+
+
+@pytest.mark.timeout(10)
+@pytest.mark.parametrize("data", [
+    b"bytes", bytearray(b"bytearray"), memoryview(b"view"), array.array("i", [1, 2, 3]),
+], ids=["bytes", "bytearray", "memoryview", "array-of-ints"])
+def test_unbuffered_wfile_write_returns_the_number_of_bytes_like_the_stdlib(data):
+    expected = (len(bytes(data)), bytes(data))  # an array of 3 ints is 12 bytes, not 3
+    assert write_through_unbuffered_wfile(socketserver, data) == expected
+    assert write_through_unbuffered_wfile(sockserver_lib, data) == expected
+
