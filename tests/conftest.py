@@ -19,6 +19,7 @@ import types
 from collections.abc import Callable, Iterator
 
 import pytest
+from checkout import pythonpath
 
 from sockserver_lib import contract, lab
 
@@ -65,3 +66,10 @@ def unix_socket_path() -> Iterator[str]:
         pytest.skip("this platform has no Unix domain sockets (AF_UNIX)")
     with lab.temporary_socket_path() as path:
         yield path
+
+
+@pytest.fixture
+def scripts_import_this_checkout(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Scripts the test starts (e.g. with lab.server_process()) import this
+    checkout's sockserver_lib, not another installed one."""
+    monkeypatch.setenv("PYTHONPATH", pythonpath())

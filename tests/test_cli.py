@@ -12,13 +12,12 @@ import signal
 import socket
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
+from checkout import environment
 
 from sockserver_lib.lab import connect, recv_all
 
-REPO = Path(__file__).resolve().parent.parent
 #: Seconds the command may take to start or stop before the test fails.
 COMMAND_TIMEOUT = 20
 LISTENING = re.compile(
@@ -34,13 +33,6 @@ KINDS = [
 
 def command(*arguments: str) -> list:
     return [sys.executable, "-m", "sockserver_lib", *arguments]
-
-
-def environment() -> dict:
-    """This environment, importing this checkout's sockserver_lib."""
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")]))
-    return env
 
 
 def run(*arguments: str) -> subprocess.CompletedProcess:

@@ -10,12 +10,12 @@ that the patch took.
 """
 
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+from checkout import environment
 from dropin_scenarios import PAGE_TEXT, PROBE_CONFIG
 
 TESTS = Path(__file__).resolve().parent
@@ -26,12 +26,9 @@ SCENARIO_TIMEOUT = 30
 
 def run_scenario(name: str) -> dict:
     """Run one scenario in a fresh interpreter and return its JSON result."""
-    env = dict(os.environ)
-    # the scenario must import this checkout's sockserver_lib, installed or not
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(TESTS.parent), env.get("PYTHONPATH")]))
     done = subprocess.run(
         [sys.executable, str(SCENARIOS), name],
-        capture_output=True, text=True, timeout=SCENARIO_TIMEOUT, env=env,
+        capture_output=True, text=True, timeout=SCENARIO_TIMEOUT, env=environment(),
     )
     assert done.returncode == 0, f"scenario {name} failed:\n{done.stderr}"
     return json.loads(done.stdout.strip().splitlines()[-1])

@@ -23,6 +23,7 @@ import threading
 from pathlib import Path
 
 import pytest
+from checkout import environment
 
 import sockserver_lib
 from sockserver_lib import lab, servers
@@ -360,12 +361,9 @@ class out_of_descriptors:  # noqa: N801 - used as a context manager, like a func
 
 
 def start_out_of_descriptors(module_name: str) -> subprocess.Popen:
-    env = dict(os.environ)
-    repo = str(Path(__file__).resolve().parent.parent)
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [repo, env.get("PYTHONPATH")]))
     return subprocess.Popen(
         [sys.executable, __file__, module_name],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=environment(),
     )
 
 

@@ -131,7 +131,8 @@ def test_the_script_is_stopped_when_the_block_raises(tmp_path):
 @posix_only
 @pytest.mark.timeout(30)
 @pytest.mark.parametrize("module", ["socketserver", "sockserver_lib"])
-def test_forked_children_flush_nothing_in_the_library_as_in_the_stdlib(tmp_path, module):
+@pytest.mark.usefixtures("scripts_import_this_checkout")
+def test_forked_children_flush_nothing_like_the_stdlibs(tmp_path, module):
     """A child ends with os._exit(), which flushes nothing (notebook 09 teaches it).
 
     stdout is a pipe here, so block-buffered.  What a handler prints with
