@@ -52,6 +52,13 @@ else:  # Windows
 POOL_LISTEN_BACKLOG = 128
 
 
+def _flush_output():
+    """Flush stdout and stderr, except where one is None (no console) or closed."""
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(AttributeError, ValueError):
+            stream.flush()
+
+
 def usable_cpu_count() -> int:
     """The number of CPUs this process may run on (at least 1)."""
     if hasattr(os, "sched_getaffinity"):
@@ -265,6 +272,7 @@ if hasattr(os, "fork"):
                 self.service_actions()
 
         def _fork_workers(self, count):
+            _flush_output()  # else every worker writes our pending output again when it exits
             for _ in range(count):
                 parent_end, worker_end = socket.socketpair()
                 pid = os.fork()
@@ -303,8 +311,7 @@ if hasattr(os, "fork"):
                 traceback.print_exc()  # a fault in the loop itself: handlers have handle_error
             finally:
                 try:
-                    sys.stdout.flush()
-                    sys.stderr.flush()
+                    _flush_output()  # os._exit() does not, and a worker serves for long
                 finally:
                     os._exit(status)
 

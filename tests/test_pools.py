@@ -17,9 +17,9 @@ import socket
 import subprocess
 import sys
 import threading
-from pathlib import Path
 
 import pytest
+from checkout import environment
 
 from sockserver_lib import StreamRequestHandler, TCPServer
 from sockserver_lib.lab import (
@@ -28,6 +28,7 @@ from sockserver_lib.lab import (
     background_server,
     close_with_reset,
     connect,
+    server_process,
     tcp_request,
     temporary_socket_path,
 )
@@ -294,12 +295,9 @@ class PreforkScript:
     """This file run as a prefork server script; see serve_prefork()."""
 
     def __init__(self, transport, pool_size="default", stop_timeout="5", path=""):
-        env = dict(os.environ)
-        repo = str(Path(__file__).resolve().parent.parent)
-        env["PYTHONPATH"] = os.pathsep.join(filter(None, [repo, env.get("PYTHONPATH")]))
         self.process = subprocess.Popen(
             [sys.executable, __file__, transport, pool_size, stop_timeout, path],
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env,
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=environment(),
         )
         self.workers = []
         started = self.read_json()
@@ -359,6 +357,50 @@ def test_prefork_serves_from_its_workers_and_shutdown_reaps_them_all(transport):
             assert report == {"stopped": True, "children_left": False}
         finally:
             script.kill_leftovers()
+
+
+PREFORK_OUTPUT_SCRIPT = """
+from sockserver_lib import StreamRequestHandler
+from sockserver_lib.pools import PreforkTCPServer
+
+
+class Report(StreamRequestHandler):
+    def handle(self):
+        print("worker handled", self.rfile.readline().strip().decode())  # not flushed
+        self.wfile.write(b"ok\\n")
+
+
+class TwoWorkers(PreforkTCPServer):
+    pool_size = 2
+
+
+with TwoWorkers(("127.0.0.1", 0), Report) as server:
+    print(repr(server.server_address), flush=True)
+    print("parent serving")  # not flushed when the workers are forked
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+print("parent done")
+"""
+
+
+@needs_fork
+@pytest.mark.timeout(60)
+@pytest.mark.usefixtures("scripts_import_this_checkout")
+def test_prefork_workers_keep_their_output_and_do_not_repeat_the_parents(tmp_path):
+    """Workers serve for long, so they flush when they exit; the parent flushes
+    before forking them, or each worker would write its pending line again."""
+    script = tmp_path / "prefork_output.py"
+    script.write_text(PREFORK_OUTPUT_SCRIPT)
+    with server_process(script) as child:
+        for word in (b"one", b"two", b"three"):
+            assert tcp_request(child.address, word + b"\n") == b"ok\n"
+    lines = child.stdout.splitlines()
+    assert lines.count("parent serving") == 1, lines
+    assert sorted(line for line in lines if line.startswith("worker")) == [
+        "worker handled one", "worker handled three", "worker handled two"]
+    assert lines[-1] == "parent done"
 
 
 @needs_fork
