@@ -145,10 +145,11 @@ if hasattr(os, "fork"):
         program started).
 
         Like the stdlib, a child ends with os._exit(), which flushes
-        nothing: a handler's print() to a pipe or a file is lost unless
-        flushed (print(..., flush=True)), and output the server left
-        unflushed before it forked is written again by each child that
-        flushes.  Flush in the handler, and before serving.
+        nothing: what a handler prints to stdout, when that is a pipe or a
+        file, is lost unless flushed; and what the server printed without
+        flushing before a fork is written again by every child that
+        flushes.  Flush what the handler and the server print
+        (print(..., flush=True)).
         """
 
         timeout = 300
