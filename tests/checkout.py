@@ -1,10 +1,12 @@
-"""Scripts the tests start import this checkout's sockserver_lib, installed or not."""
+"""This checkout: its root, and an environment in which the scripts the tests
+start import its sockserver_lib, installed or not."""
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
 
+#: The root of this checkout.
 REPO = Path(__file__).resolve().parent.parent
 
 

@@ -13,8 +13,8 @@ import sys
 from pathlib import Path
 
 import pytest
+from checkout import REPO
 
-REPO = Path(__file__).resolve().parent.parent
 SCRIPT = REPO / "benchmarks" / "compare_stdlib.py"
 TINY_RUN = ["--requests", "20", "--repeat", "2", "--warmup", "5", "--concurrency", "2",
             "--kinds", "sync,threading"]

@@ -12,14 +12,13 @@ import ast
 import importlib.util
 import re
 import shutil
-from pathlib import Path
 
 import nbformat
 import pytest
+from checkout import REPO
 
 from sockserver_lib import grading
 
-REPO = Path(__file__).resolve().parent.parent
 NOTEBOOKS = (
     "01_sockets_by_hand", "02_request_loop", "03_tcp_servers", "04_request_handlers",
     "05_udp", "06_unix_servers", "07_serve_forever_shutdown", "08_threads",

@@ -20,12 +20,12 @@ from pathlib import Path
 
 import nbformat
 import pytest
+from checkout import REPO
 
 from sockserver_lib import contract, grading
 from sockserver_lib.grade import COLUMNS
 from sockserver_lib.grading import Exercise, Test, check, run_in_child, run_isolated
 
-REPO = Path(__file__).resolve().parent.parent
 DATA = REPO / "tests" / "data"
 TOTAL = sum(exercise.total for exercise in grading.EXERCISES.values())
 #: The time limit per submission for tests/data: the two hanging notebooks

@@ -20,9 +20,9 @@ import socket
 import sys
 import threading
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
+from checkout import REPO
 
 import sockserver_lib
 from sockserver_lib import (
@@ -39,7 +39,6 @@ from sockserver_lib import (
     lab,
 )
 
-REPO = Path(__file__).resolve().parent.parent
 PATIENCE = lab.CLIENT_TIMEOUT
 #: Seconds after which "it has not happened" is concluded, where nothing
 #: can make it happen in that time (the server is held on purpose).

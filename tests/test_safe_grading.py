@@ -21,11 +21,11 @@ import sys
 from pathlib import Path
 
 import pytest
+from checkout import REPO
 
 from sockserver_lib import grading
 from sockserver_lib.grade import limit_resources
 
-REPO = Path(__file__).resolve().parent.parent
 UNSAFE = REPO / "tests" / "data" / "unsafe"
 GOOD = "ex10_good.ipynb"
 #: The limits of the class run: small, so that the bad submissions meet them fast.
