@@ -27,10 +27,17 @@ How a run is arranged, and why::
   however the run ends.
 
 The workloads (WORKLOADS): "none" (pure overhead), "io" (the handler
-sleeps, like waiting for a disk or a database), "cpu" (the handler
-computes in pure Python), "slow-client" (one client trickles its request
-in pieces while the others are fast: a synchronous server waiting for it is
-"deaf" to them, as the socketserver docs warn).
+sleeps, like waiting for a disk or a database), "cpu" (the handler computes
+in pure Python; Settings.cpu_sweep_ms measures it at several sizes),
+"slow-sender" and "slow-reader" (one client sends its request, or reads its
+large reply, in pieces while the others are fast: a synchronous server
+busy with it is "deaf" to them, as the socketserver docs warn), "mixed"
+(half the clients compute, the others wait: with threads, the waiters queue
+for the GIL behind the computers).
+
+Verdicts and sanity checks (compare, noise_floor, littles_law,
+sync_queue_model, within_cores, break_even) turn results into sentences
+whose words the numbers choose.
 
 Server kinds are looked up by name in SERVER_KINDS; adding one is one line.
 """
@@ -38,6 +45,8 @@ Server kinds are looked up by name in SERVER_KINDS; adding one is one line.
 from ._lab import (
     CONNECTIONS,
     QUICK_ENV,
+    SIZES,
+    SPECIAL_WORKLOADS,
     WORKLOADS,
     LabResults,
     Settings,
@@ -45,6 +54,7 @@ from ._lab import (
     default_settings,
     machine_info,
     make_plan,
+    notebook_size,
     quick_mode,
     run_lab,
 )
@@ -52,11 +62,27 @@ from ._load import Measurement, run_measurement
 from ._report import format_table, load_results, save_results
 from ._server import SERVER_KINDS, TimedHandler, running_server
 from ._stats import SUMMARY_COLUMNS, percentile, summarise
+from ._verdicts import (
+    BreakEven,
+    Check,
+    Comparison,
+    Noise,
+    break_even,
+    break_even_model,
+    compare,
+    fork_explains,
+    littles_law,
+    noise_floor,
+    sync_queue_model,
+    within_cores,
+)
 
 __all__ = [
-    "CONNECTIONS", "QUICK_ENV", "SERVER_KINDS", "SUMMARY_COLUMNS", "WORKLOADS",
-    "LabResults", "Measurement", "Settings", "TimedHandler",
-    "calibrate_cpu", "default_settings", "format_table", "load_results",
-    "machine_info", "make_plan", "percentile", "quick_mode", "run_lab",
-    "run_measurement", "running_server", "save_results", "summarise",
+    "CONNECTIONS", "QUICK_ENV", "SERVER_KINDS", "SIZES", "SPECIAL_WORKLOADS", "SUMMARY_COLUMNS",
+    "WORKLOADS", "BreakEven", "Check", "Comparison", "LabResults", "Measurement", "Noise",
+    "Settings", "TimedHandler", "break_even", "break_even_model", "calibrate_cpu", "compare",
+    "default_settings", "fork_explains", "format_table", "littles_law", "load_results",
+    "machine_info", "make_plan", "noise_floor", "notebook_size", "percentile", "quick_mode",
+    "run_lab", "run_measurement", "running_server", "save_results", "summarise",
+    "sync_queue_model", "within_cores",
 ]

@@ -10,6 +10,7 @@ time.monotonic_ns(), the clock the server process reads too.
 from __future__ import annotations
 
 import contextlib
+import math
 import multiprocessing
 import queue
 import socket
@@ -26,6 +27,14 @@ from ._server import PROCESS_TIMEOUT, stop_process
 MAX_REPLY = 1024
 #: Seconds between "still alive" messages from a busy load generator.
 HEARTBEAT_INTERVAL = 1.0
+#: How a slow reader reads a large reply: this many bytes at a time, with a
+#: pause between reads, through a receive buffer this small (see
+#: LARGE_REPLY_SEND_BUFFER on the server's side).
+SLOW_READ_CHUNK = 16 * 1024
+SLOW_READER_BUFFER = 16 * 1024
+#: What special clients do differently: nothing but their request line, send
+#: it in pieces with pauses, or read their (large) reply in pieces with pauses.
+BEHAVIOURS = ("", "slow-send", "slow-read")
 
 
 @dataclass(frozen=True)
@@ -33,11 +42,15 @@ class Measurement:
     """One timed burst of requests, as the load generator runs it.
 
     *concurrency* clients share *requests* requests; each sends
-    *request_line*.  The first *slow_clients* of them are slow: they send it
-    in *pieces* parts with *pause_ms* between them.  *persistent* clients
-    keep one connection for all their requests; otherwise each request
-    opens its own.  Every socket operation waits at most *timeout* seconds.
-    A *warmup* burst is run but not reported.
+    *request_line*, which asks for *work_ms* of work (0 for none; kept for
+    the record).  The first *special_clients* of them are special: they send
+    *special_line* instead (if given), and behave as *special_behaviour*
+    says (BEHAVIOURS): "slow-send" sends the request in *pieces* parts with
+    *pause_ms* between them; "slow-read" reads its reply SLOW_READ_CHUNK
+    bytes at a time, *pause_ms* apart.  *persistent* clients keep one
+    connection for all their requests; otherwise each request opens its
+    own.  Every socket operation waits at most *timeout* seconds.  A
+    *warmup* burst is run but not reported.
     """
 
     workload: str
@@ -45,16 +58,39 @@ class Measurement:
     repetition: int
     requests: int
     request_line: bytes
-    slow_clients: int = 0
+    work_ms: float = 0.0
+    special_clients: int = 0
+    special_line: bytes = b""
+    special_behaviour: str = ""
     pieces: int = 1
     pause_ms: float = 0.0
     persistent: bool = False
     timeout: float = 30.0
     warmup: bool = False
 
+    def line_of(self, special: bool) -> bytes:
+        """The request line a special or an ordinary client sends."""
+        return self.special_line if special and self.special_line else self.request_line
+
+    def slow_steps(self) -> int:
+        """How many pauses a special client may make in one request, at most."""
+        if self.special_behaviour == "slow-send":
+            return self.pieces
+        if self.special_behaviour == "slow-read":
+            return math.ceil(expected_payload(self.line_of(True)) / SLOW_READ_CHUNK)
+        return 0
+
     def longest_request_s(self) -> float:
         """Seconds after which a request has certainly timed out."""
-        return self.timeout * (self.pieces + 2) + self.pieces * self.pause_ms / 1000
+        steps = self.slow_steps()
+        return self.timeout * (steps + 2) + steps * self.pause_ms / 1000
+
+
+def expected_payload(request_line: bytes) -> int:
+    """How many bytes come before the reply line: the size a "big" request asks for."""
+    if request_line.startswith(b"big "):
+        return int(request_line.split()[1])
+    return 0
 
 
 def split_evenly(data: bytes, pieces: int) -> list:
@@ -93,12 +129,15 @@ class LoadClient:
         self.number = number
         self.address = address
         self.measurement = measurement
-        self.slow = number < measurement.slow_clients
+        self.special = number < measurement.special_clients
+        self.behaviour = measurement.special_behaviour if self.special else ""
+        self.line = measurement.line_of(self.special)
         self.sock: socket.socket | None = None
 
     def request(self) -> dict:
         """Do one round trip; return its times, or its error (never raise OSError)."""
-        record: dict = {"client": self.number, "slow": self.slow, "worker": None, "error": None}
+        record: dict = {"client": self.number, "special": self.special, "worker": None,
+                        "error": None}
         record["sent"] = time.monotonic_ns()
         try:
             record.update(parse_reply(self._round_trip()))
@@ -112,22 +151,50 @@ class LoadClient:
 
     def _round_trip(self) -> bytes:
         if self.sock is None:
-            self.sock = socket.create_connection(self.address, timeout=self.measurement.timeout)
-            self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            self.sock = self._connect()
         self._send_request()
         if not self.measurement.persistent:
             self.sock.shutdown(socket.SHUT_WR)  # the server's next read sees end-of-file
+        self._read_payload(expected_payload(self.line))
         return self._read_reply()
 
+    def _connect(self) -> socket.socket:
+        family = socket.AF_INET6 if ":" in str(self.address[0]) else socket.AF_INET
+        sock = socket.socket(family, socket.SOCK_STREAM)
+        try:
+            sock.settimeout(self.measurement.timeout)
+            if self.behaviour == "slow-read":  # before connect(), so the window starts small
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, SLOW_READER_BUFFER)
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            sock.connect(self.address)
+        except BaseException:
+            sock.close()
+            raise
+        return sock
+
+    def _pause(self) -> None:
+        # A slow client on purpose (think of a phone on a bad network);
+        # nothing is waited for, so sleeping is the honest model.
+        time.sleep(self.measurement.pause_ms / 1000)
+
     def _send_request(self) -> None:
-        line = self.measurement.request_line
-        pieces = split_evenly(line, self.measurement.pieces) if self.slow else [line]
+        slow = self.behaviour == "slow-send"
+        pieces = split_evenly(self.line, self.measurement.pieces) if slow else [self.line]
         for index, piece in enumerate(pieces):
             if index:
-                # A slow client on purpose (think of a phone on a bad network);
-                # nothing is waited for, so sleeping is the honest model.
-                time.sleep(self.measurement.pause_ms / 1000)
+                self._pause()
             self.sock.sendall(piece)
+
+    def _read_payload(self, size: int) -> None:
+        """Read and drop the *size* bytes sent before the reply line."""
+        slow = self.behaviour == "slow-read"
+        while size > 0:
+            chunk = self.sock.recv(min(size, SLOW_READ_CHUNK if slow else 1 << 20))
+            if not chunk:
+                raise ConnectionError("the server closed the connection in the middle of a reply")
+            size -= len(chunk)
+            if slow:
+                self._pause()
 
     def _read_reply(self) -> bytes:
         reply = b""
@@ -162,7 +229,7 @@ def run_measurement(
 
     The result has the measurement's fields, ``elapsed_ms`` (from the start
     to the last reply) and ``requests``: one dict per request with
-    ``client`` (a number), ``slow`` (True for a slow client), ``worker``,
+    ``client`` (a number), ``special`` (True for a special client), ``worker``,
     ``error`` and the times ``sent``, ``accepted``,
     ``started``, ``finished``, ``received`` in ms since the start.
     *on_request* is called after each request (a sign of life).
@@ -190,6 +257,7 @@ def run_measurement(
         "workload": measurement.workload,
         "concurrency": measurement.concurrency,
         "repetition": measurement.repetition,
+        "work_ms": measurement.work_ms,
         "elapsed_ms": max((r["received"] for r in requests), default=0.0),
         "requests": requests,
     }

@@ -12,6 +12,7 @@ import contextlib
 import multiprocessing
 import os
 import signal
+import socket
 import sys
 import threading
 import time
@@ -57,9 +58,10 @@ MAX_REQUEST_LINE = 1024
 PROCESS_TIMEOUT = 20.0
 
 
-def sleep_ms(milliseconds: float) -> None:
+def sleep_ms(milliseconds: float) -> bytes:
     """Wait like a slow disk or database would: the GIL is free meanwhile."""
     time.sleep(milliseconds / 1000)
+    return b""
 
 
 def burn_cpu(iterations: int) -> int:
@@ -70,12 +72,30 @@ def burn_cpu(iterations: int) -> int:
     return total
 
 
-#: What a request line asks the handler to do: name -> function(amount).
+def compute(iterations: int) -> bytes:
+    """The "cpu" work: burn_cpu(), and nothing extra to send."""
+    burn_cpu(iterations)
+    return b""
+
+
+def large_reply(size: int) -> bytes:
+    """The "big" work: *size* bytes to send before the reply line (a file, say)."""
+    return b"." * int(size)
+
+
+#: What a request line asks the handler to do: name -> function(amount) that
+#: does the work and returns the bytes to send before the reply line.
 WORK = {
-    "none": lambda amount: None,
+    "none": lambda amount: b"",
     "io": sleep_ms,
-    "cpu": burn_cpu,
+    "cpu": compute,
+    "big": large_reply,
 }
+#: Send buffer of a connection that gets a large reply.  The lab scales time
+#: down to milliseconds, so it scales buffers down too: a reply larger than
+#: both ends' buffers keeps the handler sending until a slow reader has read
+#: most of it, as a file much larger than the buffers would on a real network.
+LARGE_REPLY_SEND_BUFFER = 32 * 1024
 
 
 def worker_id() -> str:
@@ -84,10 +104,18 @@ def worker_id() -> str:
     return f"{os.getpid()}:{thread_name}"
 
 
-def do_work(request_line: bytes) -> None:
-    """Do what *request_line* (``b"<work> <amount>"``, e.g. ``b"io 20"``) asks."""
+def do_work(request_line: bytes) -> bytes:
+    """Do what *request_line* (``b"<work> <amount>"``, e.g. ``b"io 20"``) asks.
+
+    Returns the bytes to send before the reply line (empty, but for "big").
+    """
     work, amount = request_line.decode("ascii").split()
-    WORK[work](float(amount) if work == "io" else int(amount))
+    return WORK[work](float(amount) if work == "io" else int(amount))
+
+
+def is_large(request_line: bytes) -> bool:
+    """True if *request_line* asks for a large reply."""
+    return request_line.startswith(b"big ")
 
 
 class TimedHandler(StreamRequestHandler):
@@ -111,12 +139,18 @@ class TimedHandler(StreamRequestHandler):
             accepted = None
 
     def serve_one_request(self, accepted: int | None) -> bool:
-        """Read, work, reply; return False when the client has closed."""
+        """Read, work, send what the work made, reply; return False when the client has closed.
+
+        *finished* is read after the work's bytes are sent, so a handler
+        stuck sending to a client that reads slowly counts as busy.
+        """
         started = time.monotonic_ns()
         line = self.rfile.readline(MAX_REQUEST_LINE)
         if not line:
             return False
-        do_work(line)
+        if is_large(line):
+            self.request.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, LARGE_REPLY_SEND_BUFFER)
+        self.wfile.write(do_work(line))
         finished = time.monotonic_ns()
         accepted = started if accepted is None else accepted
         self.wfile.write(f"{accepted} {started} {finished} {worker_id()}\n".encode())
@@ -144,12 +178,12 @@ class TimedLineHandler(LineHandler):
         return super().data_received(data)
 
     def line_received(self, line):
-        do_work(line)
+        payload = do_work(line)  # a large one is queued: the loop sends it as the client reads
         finished = time.monotonic_ns()
         accepted = self.started if self.accepted is None else self.accepted
         reply = f"{accepted} {self.started} {finished} {worker_id()}\n".encode()
         self.accepted = self.started = None
-        return reply
+        return payload + reply
 
 
 class AcceptTimeMixIn:
