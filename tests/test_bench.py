@@ -8,6 +8,7 @@ them queue (median about 8 x 20 ms) while a threading server overlaps them
 
 import csv
 import json
+import math
 import multiprocessing
 import os
 import socket
@@ -73,7 +74,7 @@ def test_servers_under_test_listen_with_a_deep_backlog_but_keep_a_deeper_one():
 def test_settings_refuse_unknown_names_and_say_the_choices():
     with pytest.raises(ValueError, match="unknown server kind 'nope'; choose from sync"):
         replace(TINY, servers=("nope",)).validate()
-    with pytest.raises(ValueError, match="unknown workload 'disk'.*slow-client"):
+    with pytest.raises(ValueError, match="unknown workload 'disk'.*slow-reader"):
         replace(TINY, workloads=("disk",)).validate()
     with pytest.raises(ValueError, match="concurrency"):
         replace(TINY, concurrency=(0,)).validate()
@@ -93,15 +94,52 @@ def test_quick_mode_follows_the_environment_and_shrinks_the_run(monkeypatch):
     assert bench.default_settings(quick=True, repeats=1).repeats == 1
 
 
-def test_the_plan_warms_up_then_repeats_each_case():
-    plan = bench.make_plan(replace(TINY, warmup=True, workloads=("io", "slow-client")), 1000)
+def test_sizes_grow_from_quick_to_learner_to_full(monkeypatch):
+    quick, learner, full = (bench.default_settings(size=s) for s in ("quick", "learner", "full"))
+    assert quick.repeats <= learner.repeats <= full.repeats
+    assert quick.rounds <= learner.rounds <= full.rounds
+    assert len(learner.concurrency) <= len(full.concurrency)
+    monkeypatch.setenv(bench.QUICK_ENV, "1")
+    assert bench.notebook_size() == "quick" and bench.notebook_size(full=True) == "full"
+    monkeypatch.setenv(bench.QUICK_ENV, "0")
+    assert bench.notebook_size() == "learner"
+    with pytest.raises(ValueError, match="unknown size 'huge'; choose from quick"):
+        bench.default_settings(size="huge")
+
+
+def test_the_plan_warms_up_then_repeats_each_case_interleaved():
+    settings = replace(TINY, warmup=True, workloads=("io", "slow-sender", "slow-reader", "mixed"))
+    plan = bench.make_plan(settings, {TINY.cpu_ms: 1000})
     io_at_2 = [m for m in plan if (m.workload, m.concurrency) == ("io", 2)]
     assert [m.warmup for m in io_at_2] == [True, False, False]
     assert [m.repetition for m in io_at_2[1:]] == [0, 1]
     assert io_at_2[1].requests == TINY.requests_per_measurement(2)
-    assert io_at_2[1].request_line == b"io 5\n"
-    slow = [m for m in plan if m.workload == "slow-client"]
-    assert all(m.slow_clients == 1 and m.pieces == 3 for m in slow)
+    assert io_at_2[1].request_line == b"io 5\n" and io_at_2[1].work_ms == 5.0
+    reported = [m for m in plan if not m.warmup]
+    first_of_second_round = [m.repetition for m in reported].index(1)
+    assert {m.repetition for m in reported[:first_of_second_round]} == {0}  # every case once
+    sender = [m for m in plan if m.workload == "slow-sender"]
+    assert all(m.special_clients == 1 and m.pieces == 3 and m.special_behaviour == "slow-send"
+               for m in sender)
+    reader = [m for m in plan if m.workload == "slow-reader"]
+    assert all(m.special_line == b"big %d\n" % (TINY.large_reply_kib * 1024) for m in reader)
+    mixed = [m for m in plan if m.workload == "mixed"]
+    assert all(m.special_clients == m.concurrency // 2 and m.special_line == b"cpu 1000\n"
+               for m in mixed)
+
+
+def test_workloads_with_a_special_client_start_at_two_clients():
+    plan = bench.make_plan(replace(TINY, workloads=("slow-sender", "mixed", "none")), {1.0: 10})
+    assert {(m.workload, m.concurrency) for m in plan} == {
+        ("slow-sender", 2), ("mixed", 2), ("none", 1), ("none", 2)}
+
+
+def test_a_cpu_sweep_measures_every_level_with_its_own_calibration():
+    settings = replace(TINY, workloads=("cpu",), cpu_sweep_ms=(0.5, 4.0))
+    iterations = {0.5: 100, 1.0: 200, 4.0: 800}
+    plan = bench.make_plan(settings, iterations)
+    assert {(m.work_ms, m.request_line) for m in plan} == {(0.5, b"cpu 100\n"),
+                                                          (4.0, b"cpu 800\n")}
 
 
 def test_requests_per_measurement_is_at_least_requests_and_rounds_per_client():
@@ -125,8 +163,10 @@ def test_percentile_interpolates_between_ranks_like_numpy():
     assert bench.percentile([], 0.5) != bench.percentile([], 0.5)  # NaN
 
 
-def _request(sent, received, error=None):
-    return {"sent": sent, "received": received, "error": error}
+def _request(sent, received, error=None, special=False, started=None, finished=None):
+    return {"sent": sent, "received": received, "error": error, "special": special,
+            "started": sent if started is None else started,
+            "finished": received if finished is None else finished}
 
 
 def test_measurement_stats_leave_failed_requests_out_of_latency():
@@ -141,16 +181,34 @@ def test_measurement_stats_leave_failed_requests_out_of_latency():
     assert stats["rps"] == 6.0  # 3 successes in half a second
 
 
+def test_latency_is_the_ordinary_clients_and_the_special_ones_are_apart():
+    result = {
+        "elapsed_ms": 1000.0,
+        "requests": [_request(0, 10, started=2, finished=6), _request(0, 12, started=2,
+                     finished=8), _request(0, 500, special=True)],
+    }
+    stats = _stats.measurement_stats(result)
+    assert stats["p50_ms"] == 11.0 and stats["p99_ms"] < 500
+    assert stats["special_p50_ms"] == 500.0
+    assert stats["service_ms"] == 5.0  # the ordinary requests' handler times: 4 and 6 ms
+    assert stats["rps"] == 3.0  # throughput counts everyone
+
+
 def test_summary_quotes_the_median_over_repetitions_and_totals_errors():
-    cell = {"server": "sync", "workload": "io", "connection": "per-request", "concurrency": 4}
+    cell = {"server": "sync", "workload": "io", "connection": "per-request", "concurrency": 4,
+            "work_ms": 20.0}
     reps = [
         {**cell, "repetition": r, "requests": 8, "p50_ms": p50, "p90_ms": p50, "p99_ms": p50,
-         "mean_ms": p50, "rps": 100.0 * p50, "errors": errors}
+         "mean_ms": p50, "rps": 100.0 * p50, "service_ms": 1.0, "special_p50_ms": math.nan,
+         "errors": errors}
         for r, (p50, errors) in enumerate([(1.0, 0), (5.0, 2), (3.0, 1)])
     ]
     (row,) = bench.summarise(reps)
     assert (row["p50_ms"], row["rps"], row["errors"], row["requests"], row["repeats"]) == (
         3.0, 300.0, 3, 24, 3)
+    assert (row["p50_ms_low"], row["p50_ms_high"]) == (1.0, 5.0)
+    assert (row["rps_low"], row["rps_high"]) == (100.0, 500.0)
+    assert math.isnan(row["special_p50_ms"])
     assert list(row) == list(bench.SUMMARY_COLUMNS)
 
 
@@ -161,13 +219,17 @@ def test_summary_quotes_the_median_over_repetitions_and_totals_errors():
 def test_a_tiny_run_has_one_row_per_server_workload_and_concurrency(tiny_run):
     results, _ = tiny_run
     cells = [(r["server"], r["workload"], r["concurrency"]) for r in results.summary]
-    expected = [(s, w, c) for s in bench.SERVER_KINDS for w in bench.WORKLOADS for c in (1, 2)]
+    expected = [(s, w, c) for s in bench.SERVER_KINDS for w in bench.WORKLOADS for c in (1, 2)
+                if c >= 2 or w not in bench.SPECIAL_WORKLOADS]
     assert cells == expected
     for row in results.summary:
         assert REQUIRED_COLUMNS <= set(row)
         assert row["errors"] == 0, row
         assert row["repeats"] == 2 and row["requests"] == 2 * 4
         assert 0 < row["p50_ms"] <= row["p90_ms"] <= row["p99_ms"]
+        assert row["p50_ms_low"] <= row["p50_ms"] <= row["p50_ms_high"]
+        assert row["rps_low"] <= row["rps"] <= row["rps_high"]
+        assert row["service_ms"] >= 0
         assert row["rps"] > 0
 
 
@@ -194,15 +256,32 @@ def test_the_timeline_names_the_worker_of_each_request(tiny_run):
             assert len(pids) == (1 if kind == "threading" else 4)
 
 
-def test_the_io_handler_waits_and_the_slow_client_trickles(tiny_run):
+def test_the_io_handler_waits_and_the_slow_clients_trickle(tiny_run):
     results, _ = tiny_run
     for request in results.requests_of(workload="io"):
         assert request["finished"] - request["started"] >= TINY.io_ms
-    slow = results.requests_of(workload="slow-client", concurrency=2)
-    assert {r["client"] for r in slow if r["slow"]} == {0}
-    for request in slow:
-        if request["slow"]:  # 3 pieces, 2 pauses of 2 ms between them
+    sender = results.requests_of(workload="slow-sender", concurrency=2)
+    assert {r["client"] for r in sender if r["special"]} == {0}
+    for request in sender:
+        if request["special"]:  # 3 pieces, 2 pauses of 2 ms between them
             assert request["latency_ms"] >= 2 * TINY.slow_pause_ms
+    reader = [r for r in results.requests_of(workload="slow-reader") if r["special"]]
+    chunks = TINY.large_reply_kib * 1024 // bench._load.SLOW_READ_CHUNK
+    assert reader and all(r["latency_ms"] >= chunks * TINY.slow_pause_ms for r in reader)
+
+
+@pytest.mark.timeout(60)
+def test_a_sync_server_is_deaf_while_it_sends_to_a_slow_reader():
+    results, _ = run_tiny(servers=("sync",), workloads=("slow-reader",), concurrency=(3,),
+                          requests=6, repeats=1)
+    requests = results.requests
+    slow = [r for r in requests if r["special"]]
+    fast = [r for r in requests if not r["special"]]
+    # The handler was busy sending for most of the slow client's read ...
+    assert all(r["finished"] - r["started"] >= (r["latency_ms"] / 2) for r in slow)
+    # ... and some fast client waited for it: accepted only after a slow reply was sent.
+    assert any(any(s["started"] < f["accepted"] and s["finished"] <= f["started"] for s in slow)
+               and f["latency_ms"] > 4 * TINY.slow_pause_ms for f in fast)
 
 
 def test_progress_reports_each_measurement(tiny_run):
@@ -286,16 +365,23 @@ def test_results_round_trip_through_csv_and_json(tiny_run, tmp_path):
     assert REQUIRED_COLUMNS <= set(rows[0])
     assert len(rows) == len(results.summary)
     again = bench.load_results(tmp_path / "out")
-    assert again.summary == json.loads(json.dumps(results.summary))
+    as_saved = bench._report._nan_to_none  # NaN (no value) is saved as null, read back as NaN
+    assert as_saved(again.summary) == json.loads(json.dumps(as_saved(results.summary)))
+    assert any(math.isnan(row["special_p50_ms"]) for row in again.summary)
     assert len(again.requests) == len(results.requests)
     assert again.machine["cpu_count"] == os.cpu_count()
+    bench.save_results(results, tmp_path / "small", requests=False)
+    small = bench.load_results(tmp_path / "small" / "results.json")
+    assert small.requests == [] and len(small.summary) == len(results.summary)
 
 
 def test_the_table_has_a_header_and_a_line_per_row(tiny_run):
     results, _ = tiny_run
     lines = bench.format_table(results.summary).splitlines()
-    assert lines[0].split() == ["server", "workload", "concurrency", "p50_ms", "p90_ms",
-                                "p99_ms", "rps", "errors"]
+    assert lines[0].split() == ["server", "workload", "concurrency", "work_ms", "p50_ms",
+                                "p50_ms_range", "p99_ms", "rps", "rps_range", "errors"]
+    low, high = lines[1].split()[5].split("..")
+    assert float(low) <= float(lines[1].split()[4]) <= float(high)
     assert len(lines) == 1 + len(results.summary)
 
 
@@ -341,7 +427,7 @@ def test_the_command_writes_csv_json_and_figures(tmp_path):
     assert pngs == ["latency_cdf.png", "latency_vs_concurrency.png",
                     "throughput_vs_concurrency.png", "timeline.png"]
     assert all((out / name).read_bytes().startswith(b"\x89PNG") for name in pngs)
-    assert "[8/8]" in done.stderr  # progress
+    assert "[8/8]" in done.stderr and "done: 8 measurements" in done.stderr  # progress
     assert done.stdout.splitlines()[0].split()[:3] == ["server", "workload", "concurrency"]
 
 

@@ -59,6 +59,7 @@ from ._lab import (
     run_lab,
 )
 from ._load import Measurement, run_measurement
+from ._progress import ProgressLine, progress_line
 from ._report import format_table, load_results, save_results
 from ._server import SERVER_KINDS, TimedHandler, running_server
 from ._stats import SUMMARY_COLUMNS, percentile, summarise
@@ -80,9 +81,9 @@ from ._verdicts import (
 __all__ = [
     "CONNECTIONS", "QUICK_ENV", "SERVER_KINDS", "SIZES", "SPECIAL_WORKLOADS", "SUMMARY_COLUMNS",
     "WORKLOADS", "BreakEven", "Check", "Comparison", "LabResults", "Measurement", "Noise",
-    "Settings", "TimedHandler", "break_even", "break_even_model", "calibrate_cpu", "compare",
+    "ProgressLine", "Settings", "TimedHandler", "break_even", "break_even_model", "calibrate_cpu", "compare",
     "default_settings", "fork_explains", "format_table", "littles_law", "load_results",
-    "machine_info", "make_plan", "noise_floor", "notebook_size", "percentile", "quick_mode",
+    "machine_info", "make_plan", "noise_floor", "notebook_size", "percentile", "progress_line", "quick_mode",
     "run_lab", "run_measurement", "running_server", "save_results", "summarise",
     "sync_queue_model", "within_cores",
 ]

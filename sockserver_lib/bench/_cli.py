@@ -7,7 +7,8 @@ import sys
 import time
 from pathlib import Path
 
-from ._lab import CONNECTIONS, QUICK_ENV, WORKLOADS, Settings, default_settings, run_lab
+from ._lab import CONNECTIONS, QUICK_ENV, SIZES, WORKLOADS, Settings, default_settings, run_lab
+from ._progress import ProgressLine
 from ._report import format_table, save_results
 from ._server import SERVER_KINDS
 
@@ -17,25 +18,40 @@ workers, a select() loop) answer under load.
 
 Each server kind runs in its own process; a load generator in another process
 sends requests from N clients at once and times each one.  The results are
-saved in --out: results.csv (one line per server, workload and concurrency:
-p50/p90/p99 latency in ms, requests per second, errors), results.json (the
-raw timings of every request, the machine and the settings) and PNG figures.
+saved in --out: results.csv (one line per server, workload, concurrency and
+work per request: p50/p90/p99/mean latency in ms and requests per second,
+each the median over the repetitions with its lowest and highest value in
+<name>_low and <name>_high, the handler's own time service_ms, errors),
+results.json (the raw timings of every request, the machine and the
+settings) and PNG figures, with the spread as error bars.
 Progress goes to stderr, the final table to stdout.
 """
 
 EPILOG = f"""\
 workloads: none = no work (the server's own overhead); io = the handler waits
-(like a slow disk or database); cpu = the handler computes in pure Python;
-slow-client = no work, but one client trickles its request in pieces while
-the others are fast (a server busy waiting for it is "deaf" to them).
+(like a slow disk or database); cpu = the handler computes in pure Python
+(--cpu-sweep measures it at several sizes, to find where processes pay for
+themselves); slow-sender = one client sends its request in pieces while the
+others are fast; slow-reader = one client reads a large reply in pieces (a
+server busy with either is "deaf" to the others); mixed = half the clients
+compute, the others wait (do the waiters suffer?).  In the three workloads
+with a special client, latency is the other clients'.
 
-Quick mode (--quick, or the environment variable {QUICK_ENV}=1) measures
-fewer concurrency levels with fewer requests: about a minute in all.
+sizes: {", ".join(SIZES)}.  The default is full; --quick (or the environment
+variable {QUICK_ENV}=1) is the smallest, about a minute; learner is what the
+notebooks measure.
 """
 
 
 def _names(text: str) -> tuple:
     return tuple(name.strip() for name in text.split(",") if name.strip())
+
+
+def _numbers(text: str) -> tuple:
+    try:
+        return tuple(float(level) for level in _names(text))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected numbers like 0.2,1,5, got {text!r}") from None
 
 
 def _levels(text: str) -> tuple:
@@ -66,7 +82,9 @@ def build_parser() -> argparse.ArgumentParser:
     add("--out", metavar="DIR", default="bench-results",
         help="folder for results.csv, results.json and the PNG figures (default: bench-results)")
     add("--quick", action="store_true", default=None,
-        help=f"a small run of about a minute (also on when {QUICK_ENV}=1)")
+        help=f"a small run of about a minute: --size quick (also on when {QUICK_ENV}=1)")
+    add("--size", choices=tuple(SIZES),
+        help="how much to measure (default: full, or quick in quick mode)")
     add("--servers", type=_names, metavar="NAMES",
         help=f"server kinds, comma-separated, from: {', '.join(SERVER_KINDS)} (default: all)")
     add("--workloads", type=_names, metavar="NAMES",
@@ -78,7 +96,8 @@ def build_parser() -> argparse.ArgumentParser:
     add("--rounds", type=int, metavar="N",
         help=f"and at least N requests per client ({_default('rounds')})")
     add("--repeats", type=int, metavar="N",
-        help=f"measure each case N times, quote the median ({_default('repeats')})")
+        help=f"measure each case N times, quote the median and the range "
+             f"({_default('repeats')})")
     add("--no-warmup", dest="warmup", action="store_false", default=None,
         help="skip the unreported warm-up burst before each case")
     add("--connection", choices=CONNECTIONS,
@@ -87,32 +106,40 @@ def build_parser() -> argparse.ArgumentParser:
         help=f"how long the io handler waits, in ms ({_default('io_ms')})")
     add("--cpu-ms", type=float, metavar="MS",
         help=f"about how long the cpu handler computes, in ms ({_default('cpu_ms')})")
+    add("--cpu-sweep", type=_numbers, metavar="MS",
+        help="measure the cpu workload at each of these sizes, comma-separated, e.g. "
+             "0.2,1,5,20,50 (default: only --cpu-ms)")
     add("--slow-pieces", type=int, metavar="N",
-        help=f"the slow client sends its request in N pieces ({_default('slow_pieces')})")
+        help=f"the slow sender sends its request in N pieces ({_default('slow_pieces')})")
     add("--slow-pause-ms", type=float, metavar="MS",
         help=f"pause between the slow client's pieces, in ms ({_default('slow_pause_ms')})")
+    add("--large-reply-kib", type=int, metavar="KIB",
+        help=f"size of the slow reader's reply, in KiB ({_default('large_reply_kib')})")
     add("--timeout", type=float, metavar="S",
         help=f"seconds any socket operation may wait ({_default('timeout')})")
     add("--no-plots", dest="plots", action="store_false",
         help="do not draw the figures (no matplotlib needed)")
+    add("--summary-only", dest="requests", action="store_false",
+        help="leave every request's timings out of results.json (a small file, e.g. to keep "
+             "as reference results)")
     return parser
 
 
 #: Options that map one to one onto Settings fields.
 SETTINGS_OPTIONS = (
     "servers", "workloads", "concurrency", "requests", "rounds", "repeats", "warmup",
-    "connection", "io_ms", "cpu_ms", "slow_pieces", "slow_pause_ms", "timeout",
+    "connection", "io_ms", "cpu_ms", "cpu_sweep", "slow_pieces", "slow_pause_ms",
+    "large_reply_kib", "timeout",
 )
+#: Options whose Settings field has another name.
+FIELD_OF = {"cpu_sweep": "cpu_sweep_ms"}
 
 
 def settings_from(args: argparse.Namespace) -> Settings:
     """The Settings the parsed options ask for (unset ones keep their defaults)."""
-    changes = {name: getattr(args, name) for name in SETTINGS_OPTIONS}
-    return default_settings(args.quick, **{k: v for k, v in changes.items() if v is not None})
-
-
-def _print_progress(message: str) -> None:
-    print(message, file=sys.stderr, flush=True)
+    changes = {FIELD_OF.get(name, name): getattr(args, name) for name in SETTINGS_OPTIONS}
+    size = "quick" if args.quick else args.size
+    return default_settings(size=size, **{k: v for k, v in changes.items() if v is not None})
 
 
 def main(argv: list | None = None) -> int:
@@ -125,12 +152,14 @@ def main(argv: list | None = None) -> int:
     except ValueError as error:
         parser.error(str(error))
     started = time.monotonic()
+    progress = ProgressLine(sys.stderr, notebook=False)
     try:
-        results = run_lab(settings, progress=_print_progress)
+        results = run_lab(settings, progress=progress)
     except KeyboardInterrupt:
-        print("interrupted: every server and load process was stopped", file=sys.stderr)
+        print("\ninterrupted: every server and load process was stopped", file=sys.stderr)
         return 130
-    files = save_results(results, args.out)
+    progress.finish()
+    files = save_results(results, args.out, requests=args.requests)
     if args.plots:
         from ..plots import save_figures  # matplotlib only when figures are wanted
 

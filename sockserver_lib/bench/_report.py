@@ -12,20 +12,23 @@ from ._stats import SUMMARY_COLUMNS
 
 CSV_NAME = "results.csv"
 JSON_NAME = "results.json"
-#: The columns of format_table(), a subset of the CSV's.
-TABLE_COLUMNS = ("server", "workload", "concurrency", "p50_ms", "p90_ms", "p99_ms", "rps", "errors")
+#: The columns of format_table(): the CSV's, and "<name>_range" for the
+#: lowest..highest of a statistic over repetitions.
+TABLE_COLUMNS = ("server", "workload", "concurrency", "work_ms", "p50_ms", "p50_ms_range",
+                 "p99_ms", "rps", "rps_range", "errors")
 #: The columns that hold names rather than numbers.
 NAME_COLUMNS = ("server", "workload", "connection")
 #: What a saved JSON holds: the fields of LabResults.
 JSON_FIELDS = ("machine", "settings", "summary", "measurements", "requests")
 
 
-def save_results(results: LabResults, out_dir: str | Path) -> dict:
+def save_results(results: LabResults, out_dir: str | Path, requests: bool = True) -> dict:
     """Write the summary CSV and the JSON of everything into *out_dir*.
 
     Returns ``{"csv": path, "json": path}``.  The JSON holds machine,
-    settings, summary, measurements and requests; a NaN (no successful
-    request to measure) is written as null.
+    settings, summary, measurements and (unless *requests* is False, for a
+    small file such as the notebooks' reference results) every request; a
+    NaN (no successful request to measure) is written as null.
     """
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -35,6 +38,8 @@ def save_results(results: LabResults, out_dir: str | Path) -> dict:
         writer.writeheader()
         writer.writerows(results.summary)
     everything = {name: getattr(results, name) for name in JSON_FIELDS}
+    if not requests:
+        everything["requests"] = []
     with open(json_path, "w", encoding="utf-8") as file:
         json.dump(_nan_to_none(everything), file, indent=1)
     return {"csv": csv_path, "json": json_path}
@@ -47,7 +52,15 @@ def load_results(path: str | Path) -> LabResults:
         path = path / JSON_NAME
     with open(path, encoding="utf-8") as file:
         data = json.load(file)
-    return LabResults(**{name: data[name] for name in JSON_FIELDS})
+    return LabResults(**{name: _nones_to_nan(name, data.get(name, [])) for name in JSON_FIELDS})
+
+
+def _nones_to_nan(name: str, records):
+    """Summary records as summarise() made them: null (no value) read back as NaN."""
+    if name != "summary":
+        return records
+    return [{key: math.nan if value is None else value for key, value in record.items()}
+            for record in records]
 
 
 def _nan_to_none(value):
@@ -61,10 +74,22 @@ def _nan_to_none(value):
 
 
 def format_table(summary: list, columns: tuple = TABLE_COLUMNS) -> str:
-    """The summary records as an aligned text table, one line per record."""
-    rows = [list(columns)] + [[_cell(record[column]) for column in columns] for record in summary]
+    """The summary records as an aligned text table, one line per record.
+
+    A column "<name>_range" shows the lowest..highest of <name> over the
+    repetitions (e.g. ``20.1..22.4``).
+    """
+    rows = [list(columns)] + [[_value(record, column) for column in columns]
+                              for record in summary]
     widths = [max(len(row[index]) for row in rows) for index in range(len(columns))]
     return "\n".join(_align(row, widths, columns) for row in rows)
+
+
+def _value(record: dict, column: str) -> str:
+    if column.endswith("_range"):
+        name = column[: -len("_range")]
+        return f"{_cell(record.get(name + '_low'))}..{_cell(record.get(name + '_high'))}"
+    return _cell(record.get(column))
 
 
 def _cell(value) -> str:

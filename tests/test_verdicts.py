@@ -1,0 +1,194 @@
+"""The latency lab's verdicts and sanity checks, fed synthetic results both ways.
+
+Every sentence a notebook prints about a measurement comes from these
+functions; each test gives numbers that should lead to one wording and
+numbers that should lead to the other.
+"""
+
+import math
+
+import pytest
+
+from sockserver_lib import bench
+from sockserver_lib.bench import _verdicts
+
+
+def row(server="sync", workload="io", concurrency=8, work_ms=20.0, spread=0.0, repeats=3,
+        **values):
+    """A summary row; *spread* (relative) sets each statistic's low and high around it."""
+    record = {"server": server, "workload": workload, "connection": "per-request",
+              "concurrency": concurrency, "work_ms": work_ms, "repeats": repeats,
+              "requests": repeats * concurrency * 4, "service_ms": 20.0,
+              "special_p50_ms": math.nan, "errors": 0,
+              "p50_ms": 20.0, "p90_ms": 22.0, "p99_ms": 24.0, "mean_ms": 21.0, "rps": 100.0}
+    record.update(values)
+    for name in ("p50_ms", "p90_ms", "p99_ms", "mean_ms", "rps"):
+        record[f"{name}_low"] = record[name] * (1 - spread)
+        record[f"{name}_high"] = record[name] * (1 + spread)
+    return record
+
+
+# --- compare -----------------------------------------------------------------------------
+
+
+def test_a_clear_latency_difference_names_the_faster_server_and_the_factor():
+    result = bench.compare("sync", row(p50_ms=160.0), "threading", row(p50_ms=21.0))
+    assert result.clear and result.better == "threading"
+    assert result.ratio == pytest.approx(160 / 21)
+    assert result.sentence == ("sync's median latency was 7.6x threading's (160 vs 21.0 ms): "
+                               "threading answered sooner.")
+
+
+def test_the_same_comparison_the_other_way_round_names_the_other_server():
+    result = bench.compare("threading", row(p50_ms=21.0), "sync", row(p50_ms=160.0))
+    assert result.clear and result.better == "threading"
+    assert result.sentence.startswith("sync's median latency was 7.6x threading's")
+
+
+def test_higher_throughput_is_better():
+    result = bench.compare("forking", row(rps=300.0), "threading", row(rps=100.0), "rps")
+    assert result.better == "forking"
+    assert "forking served 3.0x as many requests per second as threading" in result.sentence
+    result = bench.compare("forking", row(rps=100.0), "threading", row(rps=300.0), "rps")
+    assert result.better == "threading"
+
+
+def test_a_difference_within_the_noise_floor_is_no_clear_difference():
+    result = bench.compare("a", row(p50_ms=20.0), "b", row(p50_ms=21.0), noise=0.10)
+    assert not result.clear and result.better is None
+    assert result.sentence == ("No clear difference between a and b in median latency: "
+                               "20.0 vs 21.0 ms, within this run's noise (±10%).")
+    assert bench.compare("a", row(p50_ms=20.0), "b", row(p50_ms=21.0), noise=0.01).clear
+
+
+def test_overlapping_ranges_are_no_clear_difference_even_beyond_the_floor():
+    wide = bench.compare("a", row(p50_ms=20.0, spread=0.4), "b", row(p50_ms=30.0, spread=0.4))
+    assert not wide.clear and "their ranges over repetitions overlap" in wide.sentence
+    narrow = bench.compare("a", row(p50_ms=20.0, spread=0.05), "b", row(p50_ms=30.0,
+                                                                        spread=0.05))
+    assert narrow.clear
+
+
+def test_a_missing_value_cannot_be_compared():
+    result = bench.compare("a", row(p50_ms=math.nan), "b", row())
+    assert not result.clear and "cannot be compared" in result.sentence
+
+
+# --- noise floor --------------------------------------------------------------------------
+
+
+def test_the_noise_floor_is_the_largest_a_a_difference():
+    first = [row(p50_ms=100.0, rps=50.0), row(workload="none", p50_ms=1.0, rps=1000.0)]
+    again = [row(p50_ms=130.0, rps=52.0), row(workload="none", p50_ms=1.05, rps=990.0)]
+    noise = bench.noise_floor(first, again)
+    assert noise.floor == pytest.approx(0.30) and noise.observed == pytest.approx(0.30)
+    assert "median latency, io, 8 clients" in noise.where
+    assert "differed by up to 30%" in noise.sentence and "smaller than 30% is noise" in \
+        noise.sentence
+
+
+def test_a_close_a_a_agreement_keeps_the_minimum_floor_and_says_why():
+    noise = bench.noise_floor([row(p50_ms=100.0)], [row(p50_ms=101.0)])
+    assert noise.floor == _verdicts.MINIMUM_NOISE and noise.observed == pytest.approx(0.01)
+    assert "one lucky agreement proves little" in noise.sentence
+
+
+def test_a_a_needs_a_cell_in_common():
+    with pytest.raises(ValueError, match="no cell in common"):
+        bench.noise_floor([row(workload="io")], [row(workload="cpu")])
+
+
+# --- sanity checks -----------------------------------------------------------------------
+
+
+def test_littles_law_passes_near_the_number_of_clients():
+    check = bench.littles_law(row(rps=360.0, mean_ms=21.0))  # 7.6 of 8 in flight
+    assert check.passed and "7.6 requests in flight, close to the 8 clients" in check.sentence
+
+
+def test_littles_law_fails_on_a_run_with_few_requests_in_flight_and_says_why():
+    check = bench.littles_law(row(rps=150.0, mean_ms=21.0, requests=3 * 8 * 2))  # 3.1 of 8
+    assert not check.passed
+    assert "only 39% of the 8 clients" in check.sentence
+    assert "each made only 2 requests" in check.sentence
+
+
+def test_littles_law_calls_more_requests_than_clients_impossible():
+    check = bench.littles_law(row(rps=1000.0, mean_ms=21.0))  # 21 of 8
+    assert not check.passed and "impossible" in check.sentence
+
+
+def test_the_sync_queue_model_fits_n_handler_times():
+    check = bench.sync_queue_model(row(p50_ms=165.0, p99_ms=175.0, service_ms=20.5))
+    assert check.passed and "8 x 20.5 ms = 164 ms" in check.sentence
+
+
+def test_a_tail_beyond_the_queue_ceiling_is_flagged_but_the_median_kept():
+    check = bench.sync_queue_model(row(p50_ms=167.0, p99_ms=257.0, service_ms=20.2))
+    assert not check.passed
+    assert "p99 is above its ceiling" in check.sentence and "trust the median" in check.sentence
+
+
+def test_a_median_off_the_queue_model_is_flagged():
+    check = bench.sync_queue_model(row(p50_ms=60.0, p99_ms=70.0, service_ms=20.0))
+    assert not check.passed and "does not fit the queueing model" in check.sentence
+
+
+def test_a_speedup_beyond_the_cores_is_impossible():
+    assert bench.within_cores(1.8, 2, "prefork over sync").passed
+    check = bench.within_cores(3.1, 2, "prefork over sync")
+    assert not check.passed
+    assert "3.1x with only 2 usable core(s)" in check.sentence
+    assert "cannot say how much the extra cores gave" in check.sentence
+    assert bench.within_cores(2.15, 2, "x", noise=0.10).passed  # within the noise above 2x
+    assert not bench.within_cores(2.15, 2, "x", noise=0.05).passed
+
+
+# --- fork cost and break-even -----------------------------------------------------------
+
+
+def test_forking_extra_latency_is_counted_in_forks():
+    text = bench.fork_explains(row(p50_ms=40.0), row(p50_ms=22.0), fork_ms=2.0)
+    assert "18.0 ms above threading's: about 9 fork start-up(s) of 2.00 ms" in text
+    text = bench.fork_explains(row(p50_ms=22.5), row(p50_ms=22.0), fork_ms=2.0)
+    assert "within half a fork" in text and "did not hold requests up" in text
+
+
+def sweep(threading_rps, forking_rps, levels=(0.2, 1.0, 5.0, 20.0, 50.0), spread=0.02):
+    return ([row("threading", "cpu", 4, w, spread, rps=r) for w, r in zip(levels, threading_rps)]
+            + [row("forking", "cpu", 4, w, spread, rps=r) for w, r in zip(levels, forking_rps)])
+
+
+def test_break_even_is_interpolated_where_forking_overtakes_threading():
+    summary = sweep([2000, 700, 180, 48, 19], [400, 300, 180 * 0.8, 48 * 1.6, 19 * 1.8])
+    found = bench.break_even(summary, "threading", "forking", 4)
+    assert 5.0 < found.work_ms < 20.0
+    # on log scales: ratio 0.8 at 5 ms, 1.6 at 20 ms -> crosses at 5 * 4 ** (log 1.25 / log 2)
+    assert found.work_ms == pytest.approx(5.0 * 4 ** (math.log(1.25) / math.log(2)))
+    assert found.sentence.startswith("With 4 clients, forking overtook threading at about")
+    assert [clear for *_, clear in found.levels] == [True, True, True, True, True]
+
+
+def test_break_even_says_when_forking_never_overtakes():
+    found = bench.break_even(sweep([2000, 700, 180, 48, 19], [400, 300, 100, 40, 18]),
+                             "threading", "forking", 4)
+    assert found.work_ms is None and "never overtook" in found.sentence
+    assert "At 50.0 ms the two were within this run's noise." in found.sentence
+
+
+def test_break_even_says_when_forking_wins_everywhere():
+    found = bench.break_even(sweep([100, 90, 80, 40, 15], [150, 140, 130, 70, 28]),
+                             "threading", "forking", 4)
+    assert found.work_ms is None and "break-even is below 0.20 ms" in found.sentence
+
+
+def test_break_even_needs_both_servers():
+    with pytest.raises(ValueError, match="no cpu rows of both"):
+        bench.break_even(sweep([1], [1], levels=(1.0,))[:1], "threading", "forking", 4)
+
+
+def test_the_break_even_model_grows_with_the_fork_cost_and_needs_two_cores():
+    assert bench.break_even_model(fork_ms=2.0, thread_ms=0.1, cores=2) == pytest.approx(1.8)
+    assert bench.break_even_model(4.0, 0.1, 2) > bench.break_even_model(2.0, 0.1, 2)
+    assert bench.break_even_model(2.0, 0.1, 1) == math.inf
+    assert bench.break_even_model(0.1, 0.1, 2) == 0.0
