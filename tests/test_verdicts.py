@@ -189,3 +189,17 @@ def test_the_break_even_model_grows_with_the_fork_cost_and_needs_two_cores():
     assert bench.break_even_model(4.0, 0.1, 2) > bench.break_even_model(2.0, 0.1, 2)
     assert bench.break_even_model(2.0, 0.1, 1) == math.inf
     assert bench.break_even_model(0.1, 0.1, 2) == 0.0
+
+
+def test_a_measured_break_even_is_held_against_the_model_both_ways():
+    assert "the model holds" in bench.versus_model(3.0, 2.0)
+    assert "later: the load generator needs CPU too" in bench.versus_model(9.0, 2.0)
+    assert "earlier" in bench.versus_model(0.5, 2.0)
+    assert "found no crossing" in bench.versus_model(None, 2.0)
+    assert "never pay for themselves" in bench.versus_model(5.0, math.inf)
+
+
+def test_a_handler_time_comparison_is_worded_as_time_not_as_an_answer():
+    result = bench.compare("alone", row(service_ms=5.2), "busy", row(service_ms=3.1),
+                           "service_ms")
+    assert result.sentence == "alone's handler time was 1.7x busy's (5.20 vs 3.10 ms)."

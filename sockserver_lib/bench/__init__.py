@@ -75,6 +75,7 @@ from ._verdicts import (
     littles_law,
     noise_floor,
     sync_queue_model,
+    versus_model,
     within_cores,
 )
 
@@ -85,5 +86,5 @@ __all__ = [
     "default_settings", "fork_explains", "format_table", "littles_law", "load_results",
     "machine_info", "make_plan", "noise_floor", "notebook_size", "percentile", "progress_line", "quick_mode",
     "run_lab", "run_measurement", "running_server", "save_results", "summarise",
-    "sync_queue_model", "within_cores",
+    "sync_queue_model", "versus_model", "within_cores",
 ]

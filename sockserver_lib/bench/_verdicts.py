@@ -28,9 +28,12 @@ LITTLE_LOWEST_FRACTION = 0.7
 #: this is how far off (either way) it may be and still fit the model.
 QUEUE_MODEL_TOLERANCE = 0.25
 
-UNITS = {"p50_ms": "ms", "p90_ms": "ms", "p99_ms": "ms", "mean_ms": "ms", "rps": "req/s"}
+UNITS = {"p50_ms": "ms", "p90_ms": "ms", "p99_ms": "ms", "mean_ms": "ms", "rps": "req/s",
+         "service_ms": "ms"}
 WHAT = {"p50_ms": "median latency", "p90_ms": "90th percentile", "p99_ms": "99th percentile",
-        "mean_ms": "mean latency", "rps": "throughput"}
+        "mean_ms": "mean latency", "rps": "throughput", "service_ms": "handler time"}
+#: The metrics that are a client's wait: lower means it was answered sooner.
+LATENCIES = ("p50_ms", "p90_ms", "p99_ms", "mean_ms")
 
 
 def show(value: float) -> str:
@@ -174,7 +177,8 @@ def compare(a: str, row_a: dict, b: str, row_b: dict, metric: str = "p50_ms",
     else:
         better = lower
         sentence = (f"{higher}'s {WHAT.get(metric, metric)} was {times(factor)} {lower}'s "
-                    f"({values}): {lower} answered sooner.")
+                    f"({values})" + (f": {lower} answered sooner." if metric in LATENCIES
+                                     else "."))
     return Comparison(a, b, metric, ratio, True, better, sentence)
 
 
@@ -367,3 +371,25 @@ def break_even_model(fork_ms: float, thread_ms: float, cores: int) -> float:
     if cores <= 1:
         return math.inf
     return max(0.0, (fork_ms - cores * thread_ms) / (cores - 1))
+
+
+#: A measured break-even within this factor of the model's counts as agreeing:
+#: the model ignores the load generator's share of the cores and the GIL's hand-offs.
+MODEL_AGREEMENT_FACTOR = 2.0
+
+
+def versus_model(measured_ms: float | None, model_ms: float) -> str:
+    """Hold a measured break-even (None: no crossing found) against break_even_model()."""
+    if math.isinf(model_ms):
+        return "With one usable core the model says processes never pay for themselves here."
+    predicted = f"The model predicts a break-even near {show(model_ms)} ms"
+    if measured_ms is None:
+        return f"{predicted}; this run found no crossing in the range it measured."
+    found = f"this run found {show(measured_ms)} ms"
+    if model_ms <= 0 or measured_ms / model_ms > MODEL_AGREEMENT_FACTOR:
+        return (f"{predicted}; {found}, later: the load generator needs CPU too, so the "
+                "processes had less than the whole machine to themselves.")
+    if model_ms / measured_ms > MODEL_AGREEMENT_FACTOR:
+        return (f"{predicted}; {found}, earlier: a fork costs the server's loop less than "
+                "its whole start-up (part of it runs in the child, on the other core).")
+    return f"{predicted}; {found}, within {MODEL_AGREEMENT_FACTOR:g}x of it: the model holds."
