@@ -13,12 +13,16 @@ matplotlib.use("Agg")  # never open a window
 
 import pytest  # noqa: E402
 
-from sockserver_lib import plots  # noqa: E402
+from sockserver_lib import bench, plots  # noqa: E402
 from sockserver_lib.bench import LabResults  # noqa: E402
 
 SERVERS = ("sync", "threading", "forking")
 WORKLOADS = ("none", "io")
 LEVELS = (1, 4, 8)
+WORK = {"none": 0.0, "io": 20.0}
+#: The columns results.json held before the spread over repetitions and work_ms.
+OLD_COLUMNS = ("server", "workload", "connection", "concurrency", "repeats", "requests",
+               "p50_ms", "p90_ms", "p99_ms", "mean_ms", "rps", "errors")
 
 
 def p50_of(server, workload, concurrency):
@@ -26,16 +30,52 @@ def p50_of(server, workload, concurrency):
     return 1.0 + SERVERS.index(server) * 10 + WORKLOADS.index(workload) * 100 + concurrency
 
 
-def summary_records():
-    return [
-        {"server": s, "workload": w, "connection": "per-request", "concurrency": c,
-         "repeats": 1, "requests": 4, "p50_ms": p50_of(s, w, c), "p90_ms": 0.0, "p99_ms": 0.0,
-         "mean_ms": 0.0, "rps": 1000.0 / p50_of(s, w, c), "errors": 0}
-        for s in SERVERS for w in WORKLOADS for c in LEVELS
-    ]
+def summary_row(server, workload, concurrency, p50, rps, work_ms=0.0, spread=False):
+    """A summary record as summarise() makes it.
+
+    With *spread*, the lowest and highest over 3 repetitions are 10% below
+    and 20% above the median; without, they are missing (NaN), as when a
+    row comes from a results file saved before spreads were recorded.
+    """
+    row = {"server": server, "workload": workload, "connection": "per-request",
+           "concurrency": concurrency, "work_ms": work_ms, "repeats": 3 if spread else 1,
+           "requests": 4, "service_ms": work_ms, "special_p50_ms": math.nan, "errors": 0}
+    for name, value in (("p50_ms", p50), ("p90_ms", 0.0), ("p99_ms", 0.0), ("mean_ms", 0.0),
+                        ("rps", rps)):
+        low, high = (value * 0.9, value * 1.2) if spread else (math.nan, math.nan)
+        row.update({name: value, f"{name}_low": low, f"{name}_high": high})
+    return row
 
 
-def request_record(server, workload, concurrency, number, worker, error=None):
+def summary_records(spread=False):
+    return [summary_row(s, w, c, p50_of(s, w, c), 1000.0 / p50_of(s, w, c), WORK[w], spread)
+            for s in SERVERS for w in WORKLOADS for c in LEVELS]
+
+
+def old_summary_records():
+    """Rows as results.json held them before spreads and work_ms."""
+    return [{key: row[key] for key in OLD_COLUMNS} for row in summary_records()]
+
+
+#: The made-up cpu sweep: threading computes one request at a time with
+#: 0.1 ms of overhead, forking two at a time (2 cores) but pays 3 ms a fork;
+#: forking overtakes threading between the 2 and 5 ms levels (at 2.8 ms;
+#: break_even() interpolates on log scales between the two).
+SWEEP = (1.0, 2.0, 5.0, 10.0, 20.0)
+
+
+def sweep_rps(server, work_ms):
+    return 1000 / (work_ms + 0.1) if server == "threading" else 2000 / (work_ms + 3)
+
+
+def sweep_records(servers=("threading", "forking"), levels=(2, 8), spread=True):
+    """cpu rows at every level of SWEEP, for *servers* at each concurrency in *levels*."""
+    return [summary_row(s, "cpu", c, 1000 * c / sweep_rps(s, w), sweep_rps(s, w), w, spread)
+            for s in servers for c in levels for w in SWEEP]
+
+
+def request_record(server, workload, concurrency, number, worker, error=None, special=False,
+                   work_ms=None):
     """Request *number*: sent at number ms, then 1 ms per phase, received 0.5 ms later."""
     sent = float(number)
     times = {"sent": sent, "accepted": sent + 1, "started": sent + 2, "finished": sent + 3,
@@ -44,7 +84,8 @@ def request_record(server, workload, concurrency, number, worker, error=None):
         times.update(accepted=None, started=None, finished=None)
     return {"server": server, "workload": workload, "connection": "per-request",
             "concurrency": concurrency, "repetition": 0, "client": number % concurrency,
-            "slow": False, "worker": None if error else worker, "error": error, **times,
+            "work_ms": WORK.get(workload, 0.0) if work_ms is None else work_ms,
+            "special": special, "worker": None if error else worker, "error": error, **times,
             "latency_ms": times["received"] - sent}
 
 
@@ -67,6 +108,29 @@ def visible_axes(figure):
 def legend_texts(figure):
     (legend,) = figure.legends
     return [text.get_text() for text in legend.get_texts()]
+
+
+def labelled_lines(ax):
+    """The lines a reader finds in the legend (error bar caps and the like are not)."""
+    return [line for line in ax.get_lines() if not line.get_label().startswith("_")]
+
+
+def line_labelled(ax, label, prefix=False):
+    """The one line on *ax* with *label* (or a label starting with it, if *prefix*)."""
+    (line,) = [line for line in ax.get_lines() if line.get_label() == label
+               or (prefix and line.get_label().startswith(label))]
+    return line
+
+
+def error_bars(ax):
+    """{server: [(x, lowest, highest)...]} of the error bars on *ax*, by the servers' colours."""
+    colours = {matplotlib.colors.to_hex(plots.server_style(s)["color"]): s for s in SERVERS}
+    found = {}
+    for container in ax.containers:
+        (bars,) = container.lines[2]
+        colour = matplotlib.colors.to_hex(bars.get_colors()[0])
+        found[colours[colour]] = [(x, low, high) for (x, low), (_, high) in bars.get_segments()]
+    return found
 
 
 # --- latency against concurrency ---------------------------------------------------------
@@ -120,6 +184,114 @@ def test_the_palette_is_okabe_ito_and_tells_servers_apart():
     assert len({style["marker"] for style in styles}) == len(styles)
 
 
+def test_the_spread_over_repetitions_is_drawn_as_error_bars_with_a_caption():
+    figure = plots.plot_latency_vs_concurrency(summary_records(spread=True))
+    for ax, workload in zip(visible_axes(figure), WORKLOADS, strict=True):
+        assert [line.get_label() for line in labelled_lines(ax)] == list(SERVERS)
+        bars = error_bars(ax)
+        assert set(bars) == set(SERVERS)
+        for server in SERVERS:
+            medians = [p50_of(server, workload, c) for c in LEVELS]
+            assert [x for x, _, _ in bars[server]] == list(LEVELS)
+            assert [low for _, low, _ in bars[server]] == pytest.approx([m * 0.9 for m in medians])
+            assert [high for _, _, high in bars[server]] == pytest.approx(
+                [m * 1.2 for m in medians])
+    caption = figure.get_supxlabel()
+    assert "3 repetitions" in caption and "lowest to the highest" in caption
+
+
+def test_without_a_spread_the_lines_are_plain_even_from_old_results():
+    for records in (summary_records(), old_summary_records()):
+        figure = plots.plot_latency_vs_concurrency(records)
+        for ax in visible_axes(figure):
+            assert not ax.containers  # no error bars
+            assert [line.get_label() for line in ax.get_lines()] == list(SERVERS)
+        assert figure.get_supxlabel() == ""
+
+
+def test_a_cpu_sweep_gets_a_panel_per_level_of_work():
+    figure = plots.plot_latency_vs_concurrency(summary_records() + sweep_records(levels=(1, 4, 8)))
+    titles = [ax.get_title() for ax in visible_axes(figure)]
+    assert titles == [plots.WORKLOAD_TITLES["none"], plots.WORKLOAD_TITLES["io"],
+                      *(f"CPU-bound handler ({work:g} ms)" for work in SWEEP)]
+    five_ms = visible_axes(figure)[titles.index("CPU-bound handler (5 ms)")]
+    threading = line_labelled(five_ms, "threading")
+    assert list(threading.get_xdata()) == list(LEVELS)
+    assert list(threading.get_ydata()) == pytest.approx(
+        [1000 * c / sweep_rps("threading", 5.0) for c in LEVELS])
+
+
+def test_the_new_workloads_say_whose_latency_is_shown():
+    records = [summary_row(s, w, c, 1.0, 1000.0) for s in SERVERS
+               for w in ("slow-sender", "slow-reader", "mixed") for c in (2, 4)]
+    latency = [ax.get_title() for ax in visible_axes(plots.plot_latency_vs_concurrency(records))]
+    assert latency == [
+        f"{plots.WORKLOAD_TITLES[w]}\n({plots.WHOSE_LATENCY[w]})"
+        for w in ("slow-sender", "slow-reader", "mixed")]
+    assert "fast clients' latency" in latency[0] and "waiters' latency" in latency[2]
+    throughput = plots.plot_latency_vs_concurrency(records, metric="rps")
+    # throughput counts every client's requests: no "whose"
+    assert [ax.get_title() for ax in visible_axes(throughput)] == [
+        plots.WORKLOAD_TITLES[w] for w in ("slow-sender", "slow-reader", "mixed")]
+
+
+# --- break-even ---------------------------------------------------------------------------
+
+
+def test_break_even_draws_throughput_against_work_with_the_crossing_it_computed():
+    summary = summary_records() + sweep_records()
+    figure = plots.plot_break_even(summary)
+    rps_ax, ratio_ax = visible_axes(figure)
+    found = bench.break_even(summary, "threading", "forking", 8)
+    assert 2 < found.work_ms < 5
+    for ax in (rps_ax, ratio_ax):
+        assert ax.get_xscale() == "log"
+        crossing = line_labelled(ax, "forking overtakes threading" if ax is rps_ax
+                                 else "_forking overtakes threading", prefix=True)
+        assert list(crossing.get_xdata()) == [found.work_ms, found.work_ms]
+        assert crossing.get_linestyle() == "--"
+    assert line_labelled(rps_ax, "forking overtakes", prefix=True).get_label() == (
+        f"forking overtakes threading at ~{found.work_ms:.1f} ms")
+    for server in ("threading", "forking"):
+        line = line_labelled(rps_ax, server)
+        assert list(line.get_xdata()) == list(SWEEP)
+        assert list(line.get_ydata()) == pytest.approx([sweep_rps(server, w) for w in SWEEP])
+    assert set(error_bars(rps_ax)) == {"threading", "forking"}
+    ratio = line_labelled(ratio_ax, "forking")
+    assert list(ratio.get_ydata()) == pytest.approx([r for _, r, _ in found.levels])
+    assert "8 concurrent clients" in figure.get_suptitle()  # the highest measured
+    assert f"forking overtakes threading at ~{found.work_ms:.1f} ms" in legend_texts(figure)
+
+
+def test_break_even_at_a_chosen_concurrency_with_the_model():
+    summary = sweep_records(levels=(2, 8))
+    figure = plots.plot_break_even(summary, concurrency=2, model_ms=3.5)
+    rps_ax, _ = visible_axes(figure)
+    model = line_labelled(rps_ax, "model", prefix=True)
+    assert list(model.get_xdata()) == [3.5, 3.5] and model.get_linestyle() == ":"
+    assert "2 concurrent clients" in figure.get_suptitle()
+    one_core = plots.plot_break_even(summary, model_ms=math.inf)
+    assert "model: never (one core)" in legend_texts(one_core)
+
+
+def test_break_even_without_a_crossing_draws_no_vertical_line():
+    summary = sweep_records()
+    for row in summary:
+        if row["server"] == "forking":  # forking never catches up
+            row["rps"] = row["rps_low"] = row["rps_high"] = 1.0
+    (rps_ax, ratio_ax) = visible_axes(plots.plot_break_even(summary))
+    assert not [line for line in rps_ax.get_lines() if "overtakes" in line.get_label()]
+
+
+def test_break_even_says_when_there_are_no_cpu_rows():
+    with pytest.raises(ValueError, match="no cpu rows for threading, forking"):
+        plots.plot_break_even(summary_records())
+    with pytest.raises(ValueError, match="no cpu rows for threading at 4 clients"):
+        plots.plot_break_even(sweep_records(), concurrency=4)
+    with pytest.raises(ValueError, match="no cpu rows for sync"):
+        plots.plot_break_even(sweep_records(), servers=("sync", "forking"))
+
+
 # --- the distribution at one concurrency -------------------------------------------------
 
 
@@ -151,6 +323,38 @@ def test_the_cdf_shows_the_highest_concurrency_by_default_and_skips_failures():
 def test_the_cdf_says_when_there_is_nothing_to_draw():
     with pytest.raises(ValueError, match="concurrency 3"):
         plots.plot_latency_cdf(request_records(), concurrency=3)
+
+
+def test_the_cdf_of_a_workload_with_special_clients_shows_the_ordinary_ones():
+    records = [request_record(s, "slow-sender", 4, n, "100:MainThread", special=n % 4 == 0)
+               for s in SERVERS for n in range(8)]
+    for record in records:
+        if record["special"]:
+            record["latency_ms"] = 500.0  # the slow client's own wait: not drawn
+    (ax,) = visible_axes(plots.plot_latency_cdf(records))
+    assert ax.get_title().endswith("(fast clients' latency)")
+    for line in ax.get_lines():
+        assert list(line.get_xdata()) == [3.5] * 6
+
+
+def test_the_cdf_leaves_out_the_slow_client_of_old_results_and_says_so():
+    records = [request_record("sync", "slow-client", 2, n, "100:MainThread") for n in range(4)]
+    for record in records:
+        del record["special"], record["work_ms"]
+        record["slow"] = record["client"] == 0
+    (ax,) = visible_axes(plots.plot_latency_cdf(records))
+    assert ax.get_title() == "one slow client among fast ones\n(ordinary clients' latency)"
+    assert len(ax.get_lines()[0].get_xdata()) == 2
+
+
+def test_the_cdf_of_a_cpu_sweep_has_a_panel_per_level():
+    records = [request_record(s, "cpu", 4, n, "100:MainThread", work_ms=w)
+               for s in SERVERS for w in (1.0, 5.0) for n in range(4)]
+    figure = plots.plot_latency_cdf(records)
+    assert [ax.get_title() for ax in visible_axes(figure)] == [
+        "CPU-bound handler (1 ms)", "CPU-bound handler (5 ms)"]
+    for ax in visible_axes(figure):
+        assert all(len(line.get_xdata()) == 4 for line in ax.get_lines())
 
 
 # --- the timeline -------------------------------------------------------------------------
@@ -205,6 +409,72 @@ def test_the_timeline_says_when_there_is_nothing_to_draw():
         plots.plot_timeline(request_records(), workload="cpu", concurrency=4)
 
 
+def special_requests(workload, count=4, field="special"):
+    """*count* requests of the sync server; client 0 (requests 0 and 2) is special."""
+    records = [request_record("sync", workload, 2, n, "100:MainThread") for n in range(count)]
+    for record in records:
+        del record["special"]
+        if field:
+            record[field] = record["client"] == 0
+    return records
+
+
+def hatched_rows(ax):
+    return sorted({round(bar.get_y() + bar.get_height() / 2) for bar in ax.patches
+                   if bar.get_hatch()})
+
+
+@pytest.mark.parametrize(("workload", "role", "legend"), [
+    ("slow-sender", "slow client", "the slow client's requests"),
+    ("slow-reader", "slow client", "the slow client's requests"),
+    ("mixed", "computing", "the computing clients' requests"),
+])
+def test_the_special_clients_rows_are_hatched_labelled_and_in_the_legend(workload, role, legend):
+    figure = plots.plot_timeline(special_requests(workload), workload=workload, concurrency=2)
+    (ax,) = visible_axes(figure)
+    assert hatched_rows(ax) == [0, 2]
+    assert {bar.get_hatch() for bar in ax.patches if bar.get_hatch()} == {"////"}
+    labels = [t.get_text() for t in ax.get_yticklabels()]
+    assert labels == [f"MainThread ({role})", "MainThread", f"MainThread ({role})", "MainThread"]
+    assert [t.get_fontweight() for t in ax.get_yticklabels()][:2] == ["bold", "normal"]
+    assert legend_texts(figure)[-1] == legend
+    assert len(ax.patches) == 4 * len(plots.PHASES)
+
+
+def test_the_old_slow_field_marks_the_slow_client_and_no_field_marks_nobody():
+    old = plots.plot_timeline(special_requests("slow-client", field="slow"),
+                              workload="slow-client", concurrency=2)
+    (ax,) = visible_axes(old)
+    assert hatched_rows(ax) == [0, 2]
+    assert ax.get_yticklabels()[0].get_text() == "MainThread (slow client)"
+    neither = plots.plot_timeline(special_requests("slow-sender", field=None),
+                                  workload="slow-sender", concurrency=2)
+    (ax,) = visible_axes(neither)
+    assert hatched_rows(ax) == []
+    assert legend_texts(neither) == [label for _, _, label, _ in plots.PHASES]
+
+
+def test_a_long_timeline_labels_only_the_special_rows():
+    count = plots.MAX_LABELLED_ROWS + 10
+    (ax,) = visible_axes(plots.plot_timeline(special_requests("slow-sender", count),
+                                             workload="slow-sender", concurrency=2))
+    assert list(ax.get_yticks()) == list(range(0, count, 2))
+    assert {t.get_text() for t in ax.get_yticklabels()} == {"(slow client)"}
+    assert ax.get_ylabel() == "requests, in order sent"
+
+
+def test_the_timeline_of_a_cpu_sweep_shows_one_level():
+    records = [request_record("sync", "cpu", 2, n, "100:MainThread", work_ms=w)
+               for w in (1.0, 5.0) for n in range(3)]
+    highest = plots.plot_timeline(records, workload="cpu", concurrency=2)
+    assert "CPU-bound handler (5 ms)" in highest.get_suptitle()
+    assert len(visible_axes(highest)[0].patches) == 3 * len(plots.PHASES)
+    chosen = plots.plot_timeline(records, workload="cpu", concurrency=2, work_ms=1.0)
+    assert "CPU-bound handler (1 ms)" in chosen.get_suptitle()
+    with pytest.raises(ValueError, match="measured: 1, 5"):
+        plots.plot_timeline(records, workload="cpu", concurrency=2, work_ms=2.0)
+
+
 # --- saving --------------------------------------------------------------------------------
 
 
@@ -217,8 +487,31 @@ def test_save_figures_writes_every_figure_as_a_modest_png(tmp_path):
     results = LabResults(machine={}, settings={}, summary=summary_records(), measurements=[],
                          requests=request_records())
     paths = plots.save_figures(results, tmp_path / "figures")
-    assert set(paths) == set(plots.FIGURES)
+    assert set(paths) == set(plots.FIGURES)  # no cpu sweep: no break_even.png
+    assert not (tmp_path / "figures" / "break_even.png").exists()
     for path in paths.values():
         assert path.read_bytes().startswith(b"\x89PNG")
         width, height = png_size(path)
         assert 300 < width <= 1200 and 200 < height <= 1600
+
+
+def test_save_figures_adds_the_break_even_for_a_sweep(tmp_path):
+    # without a sweep there is none: test_save_figures_writes_every_figure_as_a_modest_png
+    swept = LabResults(machine={}, settings={}, summary=summary_records() + sweep_records(),
+                       measurements=[], requests=request_records())
+    paths = plots.save_figures(swept, tmp_path / "swept")
+    assert set(paths) == {*plots.FIGURES, "break_even"}
+    assert paths["break_even"] == tmp_path / "swept" / "break_even.png"
+    width, height = png_size(paths["break_even"])
+    assert 300 < width <= 1200 and 200 < height <= 1600
+
+
+def test_break_even_servers_prefers_threading_and_forking():
+    assert plots.break_even_servers(summary_records()) is None
+    assert plots.break_even_servers(sweep_records(servers=("forking",))) is None
+    one_level = [r for r in sweep_records() if r["work_ms"] == 5.0]
+    assert plots.break_even_servers(one_level) is None
+    both = sweep_records(servers=("sync", "threading", "forking"))
+    assert plots.break_even_servers(both) == ("threading", "forking")
+    others = sweep_records(servers=("forking", "sync"))
+    assert plots.break_even_servers(others) == ("sync", "forking")
