@@ -90,6 +90,12 @@ def test_the_noise_floor_is_the_largest_a_a_difference_of_each_workload():
         "clients), 50% on none (median latency at 8 clients).")
 
 
+def test_a_a_compares_each_server_only_with_itself():
+    first = [row("sync", p50_ms=160.0), row("threading", p50_ms=21.0)]
+    again = [row("sync", p50_ms=161.0)]
+    assert bench.noise_floor(first, again).observed["io"] == pytest.approx(1 / 160)
+
+
 def test_a_a_needs_a_cell_in_common():
     with pytest.raises(ValueError, match="no cell in common"):
         bench.noise_floor([row(workload="io")], [row(workload="cpu")])

@@ -81,8 +81,8 @@ class Noise:
 def noise_floor(first: list, again: list, metrics: tuple = ("p50_ms", "rps")) -> Noise:
     """The noise floors from an A/A comparison: the same server measured twice.
 
-    *first* and *again* are summary records; every cell in both is compared
-    on each of *metrics*, and the largest relative difference is kept per
+    *first* and *again* are summary records; every cell (the same server,
+    workload, concurrency...) in both is compared on each of *metrics*, and the largest relative difference is kept per
     workload (a 20 ms wait repeats far better than a 0.2 ms round trip).
     ValueError if no cell is in both.
     """
@@ -113,7 +113,7 @@ def noise_floor(first: list, again: list, metrics: tuple = ("p50_ms", "rps")) ->
 
 
 def _cell(row: dict) -> tuple:
-    return row["workload"], row["connection"], row["concurrency"], row["work_ms"]
+    return row["server"], row["workload"], row["connection"], row["concurrency"], row["work_ms"]
 
 
 # --- comparisons -------------------------------------------------------------------------
