@@ -44,6 +44,7 @@ if hasattr(os, "fork"):
 
     SERVER_KINDS["prefork"] = PreforkTCPServer
 SERVER_KINDS["selector"] = SelectorTCPServer
+# "asyncio" (beyond the stdlib socketserver) is registered at the end: it reuses this module.
 
 #: listen() backlog of every server under test.  The stdlib's default of 5
 #: would make a queued client of a sync server wait for a TCP retransmission
@@ -234,14 +235,18 @@ def serve_in_this_process(server_class: type, address_sink: Any) -> None:
 
     Sends the server's address through *address_sink* (a Pipe end) once it
     listens.  SIGTERM raises an exception out of serve_forever() in this,
-    the only thread; then the server is closed (a forking server waits for
-    its children) with further stop signals ignored, so that a second one
-    cannot cut the closing short and leave children behind.
+    the only thread (an asyncio server's loop is asked to stop instead);
+    then the server is closed (a forking server waits for its children)
+    with further stop signals ignored, so that a second one cannot cut the
+    closing short and leave children behind.
     """
     signal.signal(signal.SIGTERM, _stop_serving)
-    handler = TimedLineHandler if issubclass(server_class, SelectorMixIn) else TimedHandler
-    server = timed_server_class(server_class)(LOCALHOST, handler)
+    server = _timed_server(server_class)
     try:
+        if isinstance(server, AsyncioTCPServer):
+            # Raised in a coroutine, _StopServing would end that coroutine's task, not the
+            # loop; shutdown() asks the loop to stop instead (and does not wait, here).
+            signal.signal(signal.SIGTERM, lambda signum, frame: server.shutdown())
         address_sink.send(server.server_address)
         address_sink.close()
         server.serve_forever()
@@ -251,6 +256,14 @@ def serve_in_this_process(server_class: type, address_sink: Any) -> None:
         for signum in (signal.SIGTERM, signal.SIGINT):
             signal.signal(signum, signal.SIG_IGN)
         server.server_close()
+
+
+def _timed_server(server_class: type) -> Any:
+    """A *server_class* server on 127.0.0.1, serving the lab's requests, noting accept times."""
+    if issubclass(server_class, AsyncioTCPServer):  # it notes accept times itself
+        return server_class(LOCALHOST, TimedStreamHandler)
+    handler = TimedLineHandler if issubclass(server_class, SelectorMixIn) else TimedHandler
+    return timed_server_class(server_class)(LOCALHOST, handler)
 
 
 @dataclass(frozen=True)
@@ -306,3 +319,9 @@ def stop_process(process, timeout: float = PROCESS_TIMEOUT) -> None:
     if process.is_alive():
         process.kill()
         process.join(timeout)
+
+
+# Beyond the stdlib socketserver: asyncio streams.  Imported last, as _asyncio imports this module.
+from ._asyncio import AsyncioTCPServer, TimedStreamHandler  # noqa: E402
+
+SERVER_KINDS["asyncio"] = AsyncioTCPServer
