@@ -42,7 +42,9 @@ def test_a_clear_latency_difference_names_the_faster_server_and_the_factor():
 def test_the_same_comparison_the_other_way_round_names_the_other_server():
     result = bench.compare("threading", row(p50_ms=21.0), "sync", row(p50_ms=160.0))
     assert result.clear and result.better == "threading"
-    assert result.sentence.startswith("sync's median latency was 7.6x threading's")
+    assert result.ratio == pytest.approx(21 / 160)
+    assert result.sentence == ("sync's median latency was 7.6x threading's (160 vs 21.0 ms): "
+                               "threading answered sooner.")
 
 
 def test_higher_throughput_is_better():
@@ -51,6 +53,8 @@ def test_higher_throughput_is_better():
     assert "forking served 3.0x as many requests per second as threading" in result.sentence
     result = bench.compare("forking", row(rps=100.0), "threading", row(rps=300.0), "rps")
     assert result.better == "threading"
+    assert "threading served 3.0x as many requests per second as forking (300 vs 100 req/s)" \
+        in result.sentence
 
 
 def test_a_difference_within_the_noise_floor_is_no_clear_difference():
@@ -158,8 +162,10 @@ def test_forking_extra_latency_is_counted_in_forks():
 
 
 def sweep(threading_rps, forking_rps, levels=(0.2, 1.0, 5.0, 20.0, 50.0), spread=0.02):
-    return ([row("threading", "cpu", 4, w, spread, rps=r) for w, r in zip(levels, threading_rps)]
-            + [row("forking", "cpu", 4, w, spread, rps=r) for w, r in zip(levels, forking_rps)])
+    pairs = {"threading": zip(levels, threading_rps, strict=True),
+             "forking": zip(levels, forking_rps, strict=True)}
+    return [row(server, "cpu", 4, work, spread, rps=rps) for server, levels_and_rps in pairs.items()
+            for work, rps in levels_and_rps]
 
 
 def test_break_even_is_interpolated_where_forking_overtakes_threading():
@@ -209,3 +215,6 @@ def test_a_handler_time_comparison_is_worded_as_time_not_as_an_answer():
     result = bench.compare("alone", row(service_ms=5.2), "busy", row(service_ms=3.1),
                            "service_ms")
     assert result.sentence == "alone's handler time was 1.7x busy's (5.20 vs 3.10 ms)."
+    result = bench.compare("1 client", row(service_ms=3.5), "8 clients", row(service_ms=4.6),
+                           "service_ms")
+    assert result.sentence == "8 clients' handler time was 1.3x 1 client's (4.60 vs 3.50 ms)."

@@ -1,11 +1,14 @@
 """Measure the latency lab's reference results, shown in notebooks 10 and 12 beside a learner's run.
 
-    python tools/make_lab_reference.py           # about 10 minutes on 2 cores
+    python tools/make_lab_reference.py             # the full settings: about 30 minutes
+    python tools/make_lab_reference.py learner     # a smaller run: about 3 minutes
 
 Writes notebooks/reference/lab-full.json (every server kind and workload,
-the full settings) and notebooks/reference/lab-sweep.json (the cpu work
-sweep of threading, forking and prefork), summaries only, with the machine
-they were measured on.  Run it on an otherwise idle machine.
+at 1 to 32 clients) and
+notebooks/reference/lab-sweep.json (the cpu work sweep of threading, forking
+and prefork), summaries only, with the machine they were measured on.  Run
+it on an otherwise idle machine.  The notebooks print the settings they
+find in these files, so they stay right if you change them here.
 """
 
 from __future__ import annotations
@@ -21,11 +24,11 @@ REFERENCE = Path(__file__).resolve().parent.parent / "notebooks" / "reference"
 SWEEP_MS = (0.2, 1, 5, 20, 50)
 
 
-def sweep_settings(full: bench.Settings, cores: int) -> bench.Settings:
+def sweep_settings(base: bench.Settings, cores: int) -> bench.Settings:
     """The break-even sweep: the kinds that fork or not, at cores and twice as many clients."""
     kinds = tuple(k for k in ("threading", "forking", "prefork") if k in bench.SERVER_KINDS)
-    return replace(full, servers=kinds, workloads=("cpu",), concurrency=(cores, 2 * cores),
-                   requests=24, rounds=4, cpu_sweep_ms=SWEEP_MS)
+    return replace(base, servers=kinds, workloads=("cpu",), concurrency=(cores, 2 * cores),
+                   cpu_sweep_ms=SWEEP_MS)
 
 
 def measure(name: str, settings: bench.Settings) -> None:
@@ -41,12 +44,12 @@ def measure(name: str, settings: bench.Settings) -> None:
     print(f"wrote {path}", file=sys.stderr)
 
 
-def main() -> int:
-    full = bench.default_settings(size="full")
+def main(argv: list) -> int:
+    full = bench.default_settings(size=argv[0] if argv else "full")
     measure("lab-full", full)
     measure("lab-sweep", sweep_settings(full, bench.machine_info()["usable_cpus"]))
     return 0
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    raise SystemExit(main(sys.argv[1:]))

@@ -82,9 +82,9 @@ from ._verdicts import (
 __all__ = [
     "CONNECTIONS", "QUICK_ENV", "SERVER_KINDS", "SIZES", "SPECIAL_WORKLOADS", "SUMMARY_COLUMNS",
     "WORKLOADS", "BreakEven", "Check", "Comparison", "LabResults", "Measurement", "Noise",
-    "ProgressLine", "Settings", "TimedHandler", "break_even", "break_even_model", "calibrate_cpu", "compare",
-    "default_settings", "fork_explains", "format_table", "littles_law", "load_results",
-    "machine_info", "make_plan", "noise_floor", "notebook_size", "percentile", "progress_line", "quick_mode",
-    "run_lab", "run_measurement", "running_server", "save_results", "summarise",
-    "sync_queue_model", "versus_model", "within_cores",
+    "ProgressLine", "Settings", "TimedHandler", "break_even", "break_even_model",
+    "calibrate_cpu", "compare", "default_settings", "fork_explains", "format_table",
+    "littles_law", "load_results", "machine_info", "make_plan", "noise_floor", "notebook_size",
+    "percentile", "progress_line", "quick_mode", "run_lab", "run_measurement", "running_server",
+    "save_results", "summarise", "sync_queue_model", "versus_model", "within_cores",
 ]

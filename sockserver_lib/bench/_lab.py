@@ -268,7 +268,8 @@ class LabResults:
         the workload was measured at one level only.
         """
         found = [r for r in self.summary
-                 if (r["server"], r["workload"], r["concurrency"]) == (server, workload, concurrency)
+                 if (r["server"], r["workload"], r["concurrency"])
+                 == (server, workload, concurrency)
                  and (work_ms is None or r["work_ms"] == work_ms)]
         if len(found) == 1:
             return found[0]
@@ -356,8 +357,9 @@ def _record(server: str, connection: str, result: dict, requests: list) -> dict:
 
 
 def _progress_line(count: str, record: dict, repeats: int) -> str:
+    work = f" {record['work_ms']:g} ms" if record["workload"] == "cpu" else ""
     return (
-        f"{count} {record['server']:<9} {record['workload']:<11} "
+        f"{count} {record['server']:<9} {record['workload'] + work:<11} "
         f"c={record['concurrency']:<3} rep {record['repetition'] + 1}/{repeats}: "
         f"p50 {record['p50_ms']:8.1f} ms, {record['rps']:7.1f} req/s, {record['errors']} errors"
     )

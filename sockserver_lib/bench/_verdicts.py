@@ -50,6 +50,11 @@ def times(ratio: float) -> str:
     return f"{ratio:.0f}x" if ratio >= 20 else f"{ratio:.1f}x"
 
 
+def possessive(name: str) -> str:
+    """"sync's", "8 clients'"."""
+    return name + ("'" if name.endswith("s") else "'s")
+
+
 def relative_difference(a: float, b: float) -> float:
     """How far apart two positive values are, relative to the smaller (0.25 = 25%)."""
     return abs(a - b) / min(a, b)
@@ -82,7 +87,8 @@ def noise_floor(first: list, again: list, metrics: tuple = ("p50_ms", "rps")) ->
     """The noise floors from an A/A comparison: the same server measured twice.
 
     *first* and *again* are summary records; every cell (the same server,
-    workload, concurrency...) in both is compared on each of *metrics*, and the largest relative difference is kept per
+    workload, concurrency...) in both is compared on each of *metrics*, and
+    the largest relative difference is kept per
     workload (a 20 ms wait repeats far better than a 0.2 ms round trip).
     ValueError if no cell is in both.
     """
@@ -168,17 +174,18 @@ def compare(a: str, row_a: dict, b: str, row_b: dict, metric: str = "p50_ms",
         return Comparison(a, b, metric, ratio, False, None,
                           f"No clear difference between {a} and {b} in "
                           f"{WHAT.get(metric, metric)}: {values}, {why}.")
-    higher, lower = (a, b) if value_a > value_b else (b, a)
-    factor = max(ratio, 1 / ratio)
+    (higher, high), (lower, low) = sorted([(a, value_a), (b, value_b)], key=lambda p: -p[1])
+    factor = high / low
+    values = f"{show(high)} vs {show(low)} {unit}"  # in the order the sentence names them
     if metric == "rps":
         better = higher
         sentence = (f"{higher} served {times(factor)} as many requests per second as {lower} "
                     f"({values}).")
     else:
         better = lower
-        sentence = (f"{higher}'s {WHAT.get(metric, metric)} was {times(factor)} {lower}'s "
-                    f"({values})" + (f": {lower} answered sooner." if metric in LATENCIES
-                                     else "."))
+        sentence = (f"{possessive(higher)} {WHAT.get(metric, metric)} was {times(factor)} "
+                    f"{possessive(lower)} ({values})"
+                    + (f": {lower} answered sooner." if metric in LATENCIES else "."))
     return Comparison(a, b, metric, ratio, True, better, sentence)
 
 
@@ -352,7 +359,7 @@ def _cpu_rows(summary: list, server: str, concurrency: int) -> dict:
 
 def _crossing(levels: tuple) -> float | None:
     """The work where ratio b/a first goes from <= 1 to > 1, interpolated on log scales."""
-    for (work_1, ratio_1, _), (work_2, ratio_2, _) in zip(levels, levels[1:]):
+    for (work_1, ratio_1, _), (work_2, ratio_2, _) in zip(levels, levels[1:], strict=False):
         if ratio_1 <= 1 < ratio_2 and work_1 > 0:
             x1, x2 = math.log(work_1), math.log(work_2)
             y1, y2 = math.log(ratio_1), math.log(ratio_2)
