@@ -25,6 +25,8 @@ from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 
 from .bench import SERVER_KINDS, WORKLOADS, break_even
+from .bench._stats import is_number
+from .bench._verdicts import MINIMUM_NOISE
 
 #: Okabe & Ito's colour-blind-safe palette.
 OKABE_ITO = {
@@ -138,7 +140,7 @@ def panel_keys(records: list) -> list:
         levels.setdefault(record["workload"], set()).add(record.get("work_ms"))
     keys = []
     for workload in _workload_order(levels):
-        found = sorted(level for level in levels[workload] if _is_number(level))
+        found = sorted(level for level in levels[workload] if is_number(level))
         if len(found) < 2:
             keys.append((workload, None))
         else:
@@ -184,10 +186,6 @@ def _number(value) -> float:
     return math.nan if value is None else float(value)
 
 
-def _is_number(value) -> bool:
-    return isinstance(value, (int, float)) and not math.isnan(value)
-
-
 def _ms(value: float) -> str:
     """A time in ms with sensible digits: 0.15, 4.6, 22, 170."""
     if value >= 10:
@@ -211,13 +209,13 @@ def _legend(figure: Figure, servers: list) -> None:
 def spread(row: dict, metric: str) -> tuple | None:
     """(lowest, median, highest) of *metric* over the row's repetitions; None if not recorded."""
     values = (row.get(f"{metric}_low"), row.get(metric), row.get(f"{metric}_high"))
-    return values if all(_is_number(v) for v in values) else None
+    return values if all(is_number(v) for v in values) else None
 
 
 def spread_caption(rows: list, metric: str) -> str | None:
     """The caption of a figure whose *rows* show *metric*'s spread; None if none has one."""
     repeats = sorted({r.get("repeats") for r in rows
-                      if spread(r, metric) and _is_number(r.get("repeats"))})
+                      if spread(r, metric) and is_number(r.get("repeats"))})
     if not repeats:
         return None
     count = f"{repeats[0]}" if len(repeats) == 1 else f"{repeats[0]} to {repeats[-1]}"
@@ -291,8 +289,8 @@ def _cpu_rows(summary: list, server: str, concurrency: int | None = None) -> lis
     """*server*'s cpu rows (at *concurrency*, if given) that can go on a log axis, by work."""
     rows = [r for r in summary if r["server"] == server and r["workload"] == "cpu"
             and (concurrency is None or r["concurrency"] == concurrency)
-            and _is_number(r.get("work_ms")) and r["work_ms"] > 0
-            and _is_number(r.get("rps")) and r["rps"] > 0]
+            and is_number(r.get("work_ms")) and r["work_ms"] > 0
+            and is_number(r.get("rps")) and r["rps"] > 0]
     return sorted(rows, key=lambda r: r["work_ms"])
 
 
@@ -323,7 +321,7 @@ def _draw_ratio(ax: Any, server: str, levels: tuple) -> bool:
     returns True if there was one.
     """
     points = [(work, ratio, clear) for work, ratio, clear in levels
-              if work > 0 and _is_number(ratio)]
+              if work > 0 and is_number(ratio)]
     style = server_style(server)
     ax.plot([w for w, _, _ in points], [r for _, r, _ in points], linewidth=2, label=server,
             **style)
@@ -351,7 +349,8 @@ def _break_even_caption(summary_rows: list, unclear: bool, crossed: bool) -> str
 
 
 def plot_break_even(summary: list, servers: tuple = ("threading", "forking"),
-                    concurrency: int | None = None, model_ms: float | None = None) -> Figure:
+                    concurrency: int | None = None, model_ms: float | None = None,
+                    noise: float = MINIMUM_NOISE) -> Figure:
     """Throughput against the work per request (the cpu rows): where one server overtakes another.
 
     Left: requests per second against the ms of computing each request
@@ -366,7 +365,8 @@ def plot_break_even(summary: list, servers: tuple = ("threading", "forking"),
 
     Right: each other server's throughput divided by the first's, the
     ratios break_even() judged; above the line at 1 the other server
-    serves more.  A hollow marker is a difference within the noise.
+    serves more.  A hollow marker is a difference within the noise (*noise*,
+    relative: pass the run's noise floor, as to bench.break_even()).
 
     Levels of 0 ms cannot go on a log axis and are left out.  ValueError if
     a server has no cpu rows, or none at *concurrency*.
@@ -384,7 +384,7 @@ def plot_break_even(summary: list, servers: tuple = ("threading", "forking"),
         rows = _cpu_rows(summary, server, concurrency)
         drawn.extend(rows)
         _draw_line_with_spread(rps_ax, [r["work_ms"] for r in rows], rows, "rps", server)
-    unclear, crossed = _draw_comparisons(axes, summary, servers, concurrency)
+    unclear, crossed = _draw_comparisons(axes, summary, servers, concurrency, noise)
     _draw_model(axes, model_ms)
     ratio_ax.axhline(1, color=OKABE_ITO["black"], linewidth=1, zorder=1)
     _style_break_even_axes(rps_ax, ratio_ax, drawn, base)
@@ -402,7 +402,8 @@ def plot_break_even(summary: list, servers: tuple = ("threading", "forking"),
     return figure
 
 
-def _draw_comparisons(axes: list, summary: list, servers: tuple, concurrency: int) -> tuple:
+def _draw_comparisons(axes: list, summary: list, servers: tuple, concurrency: int,
+                      noise: float) -> tuple:
     """Each other server's ratio to the first, and a dashed line where it overtakes it.
 
     Returns (any difference within the noise, any crossing drawn).
@@ -410,7 +411,7 @@ def _draw_comparisons(axes: list, summary: list, servers: tuple, concurrency: in
     base = servers[0]
     unclear, crossed = False, False
     for other in servers[1:]:
-        found = break_even(summary, base, other, concurrency)
+        found = break_even(summary, base, other, concurrency, noise)
         unclear |= _draw_ratio(axes[1], other, found.levels)
         if found.work_ms is not None:
             crossed = True
@@ -523,7 +524,7 @@ def _one_level(requests: list, work_ms: float | None) -> tuple:
     Without *work_ms*, the highest level measured; ValueError if *work_ms*
     was not measured.
     """
-    levels = sorted({r.get("work_ms") for r in requests if _is_number(r.get("work_ms"))})
+    levels = sorted({r.get("work_ms") for r in requests if is_number(r.get("work_ms"))})
     if work_ms is None:
         if len(levels) < 2:
             return requests, None

@@ -431,6 +431,27 @@ def test_the_command_writes_csv_json_and_figures(tmp_path):
     assert done.stdout.splitlines()[0].split()[:3] == ["server", "workload", "concurrency"]
 
 
+@pytest.mark.timeout(120)
+def test_the_command_keeps_every_request_unless_told_summary_only(tmp_path):
+    common = ("--quick", "--servers", "sync", "--workloads", "none", "--concurrency", "1",
+              "--repeats", "1", "--no-plots")
+    kept = _run_cli("--out", str(tmp_path / "kept"), *common, cwd=tmp_path)
+    assert kept.returncode == 0, kept.stderr
+    everything = json.loads((tmp_path / "kept" / "results.json").read_text())
+    assert len(everything["requests"]) == everything["summary"][0]["requests"] > 0
+    small = _run_cli("--out", str(tmp_path / "small"), "--summary-only", *common, cwd=tmp_path)
+    assert small.returncode == 0, small.stderr
+    summary_only = json.loads((tmp_path / "small" / "results.json").read_text())
+    assert summary_only["requests"] == [] and len(summary_only["summary"]) == 1
+
+
+def test_quick_and_size_cannot_both_be_given(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        _cli.main(["--quick", "--size", "full"])
+    assert exit_info.value.code == 2
+    assert "not allowed with argument" in capsys.readouterr().err
+
+
 def test_the_bench_imports_only_the_standard_library():
     code = ("import sys, sockserver_lib.bench; "
             "print(sorted(m for m in ('matplotlib', 'numpy') if m in sys.modules))")

@@ -239,7 +239,10 @@ def test_the_new_workloads_say_whose_latency_is_shown():
 
 
 def test_break_even_draws_throughput_against_work_with_the_crossing_it_computed():
-    summary = summary_records() + sweep_records()
+    # No spread: each level is judged by the noise floor alone, so forking's lead at 5 ms is
+    # clear and the crossing between 2 and 5 ms is interpolated (with overlapping ranges
+    # break_even() would only give the range).
+    summary = summary_records() + sweep_records(spread=False)
     figure = plots.plot_break_even(summary)
     rps_ax, ratio_ax = visible_axes(figure)
     found = bench.break_even(summary, "threading", "forking", 8)
@@ -256,7 +259,6 @@ def test_break_even_draws_throughput_against_work_with_the_crossing_it_computed(
         line = line_labelled(rps_ax, server)
         assert list(line.get_xdata()) == list(SWEEP)
         assert list(line.get_ydata()) == pytest.approx([sweep_rps(server, w) for w in SWEEP])
-    assert set(error_bars(rps_ax)) == {"threading", "forking"}
     ratio = line_labelled(ratio_ax, "forking")
     assert list(ratio.get_ydata()) == pytest.approx([r for _, r, _ in found.levels])
     assert "8 concurrent clients" in figure.get_suptitle()  # the highest measured

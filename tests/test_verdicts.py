@@ -58,11 +58,13 @@ def test_higher_throughput_is_better():
 
 
 def test_a_difference_within_the_noise_floor_is_no_clear_difference():
-    result = bench.compare("a", row(p50_ms=20.0), "b", row(p50_ms=21.0), noise=0.10)
+    result = bench.compare("a", row(p50_ms=20.0), "b", row(p50_ms=23.0), noise=0.20)
     assert not result.clear and result.better is None
     assert result.sentence == ("No clear difference between a and b in median latency: "
-                               "20.0 vs 21.0 ms, within this run's noise (±10%).")
-    assert bench.compare("a", row(p50_ms=20.0), "b", row(p50_ms=21.0), noise=0.01).clear
+                               "20.0 vs 23.0 ms, within this run's noise (±20%).")
+    assert bench.compare("a", row(p50_ms=20.0), "b", row(p50_ms=23.0), noise=0.10).clear
+    # a floor below the minimum is raised to it: 5% is never "clear"
+    assert not bench.compare("a", row(p50_ms=20.0), "b", row(p50_ms=21.0), noise=0.01).clear
 
 
 def test_overlapping_ranges_are_no_clear_difference_even_beyond_the_floor():
@@ -110,7 +112,9 @@ def test_a_a_needs_a_cell_in_common():
 
 def test_littles_law_passes_near_the_number_of_clients():
     check = bench.littles_law(row(rps=360.0, mean_ms=21.0))  # 7.6 of 8 in flight
-    assert check.passed and "7.6 requests in flight, close to the 8 clients" in check.sentence
+    assert check.passed and "7.6 requests in flight, close to the 8 clients." in check.sentence
+    check = bench.littles_law(row(rps=300.0, mean_ms=21.0))  # 6.3 of 8: the drain
+    assert check.passed and "somewhat under the 8 clients, as expected" in check.sentence
 
 
 def test_littles_law_fails_on_a_run_with_few_requests_in_flight_and_says_why():
@@ -147,8 +151,11 @@ def test_a_speedup_beyond_the_cores_is_impossible():
     assert not check.passed
     assert "3.1x with only 2 usable core(s)" in check.sentence
     assert "cannot say how much the extra cores gave" in check.sentence
-    assert bench.within_cores(2.15, 2, "x", noise=0.10).passed  # within the noise above 2x
-    assert not bench.within_cores(2.15, 2, "x", noise=0.05).passed
+    above = bench.within_cores(2.15, 2, "x", noise=0.10)
+    assert above.passed and "above the 2x that 2 core(s) allow, but within this run's noise" \
+        in above.sentence
+    assert not bench.within_cores(2.3, 2, "x", noise=0.10).passed
+    assert not bench.within_cores(math.nan, 2, "x").passed
 
 
 # --- fork cost and break-even -----------------------------------------------------------
@@ -158,7 +165,11 @@ def test_forking_extra_latency_is_counted_in_forks():
     text = bench.fork_explains(row(p50_ms=40.0), row(p50_ms=22.0), fork_ms=2.0)
     assert "18.0 ms above threading's: about 9 fork start-up(s) of 2.00 ms" in text
     text = bench.fork_explains(row(p50_ms=22.5), row(p50_ms=22.0), fork_ms=2.0)
-    assert "within half a fork" in text and "did not hold requests up" in text
+    assert "within this run's noise" in text and "did not measurably hold" in text
+    text = bench.fork_explains(row(p50_ms=15.0), row(p50_ms=22.0), fork_ms=2.0)
+    assert "7.00 ms below threading's" in text
+    text = bench.fork_explains(row(p50_ms=26.0), row(p50_ms=22.0), fork_ms=10.0)
+    assert "less than half a fork (10.0 ms): not the forks" in text
 
 
 def sweep(threading_rps, forking_rps, levels=(0.2, 1.0, 5.0, 20.0, 50.0), spread=0.02):
@@ -181,14 +192,35 @@ def test_break_even_is_interpolated_where_forking_overtakes_threading():
 def test_break_even_says_when_forking_never_overtakes():
     found = bench.break_even(sweep([2000, 700, 180, 48, 19], [400, 300, 100, 40, 18]),
                              "threading", "forking", 4)
-    assert found.work_ms is None and "never overtook" in found.sentence
-    assert "At 50.0 ms the two were within this run's noise." in found.sentence
+    assert found.work_ms is None and not found.below_range
+    assert "never clearly overtook" in found.sentence
+
+
+def test_a_crossing_next_to_noise_is_given_as_a_range():
+    # at 5 ms forking is ahead within the noise, at 20 ms clearly: the crossing is in 1..20 ms
+    found = bench.break_even(sweep([2000, 700, 180, 48, 19], [400, 300, 185, 80, 30]),
+                             "threading", "forking", 4)
+    assert found.work_ms is None
+    assert "somewhere between 1.00 and 20.0 ms" in found.sentence
+
+
+def test_a_crossing_from_zero_work_is_interpolated_linearly():
+    found = bench.break_even(sweep([100, 50], [50, 100], levels=(0.0, 2.0)),
+                             "threading", "forking", 4)
+    assert found.work_ms == pytest.approx(1.0)
+
+
+def test_a_sweep_that_goes_back_and_forth_has_no_single_break_even():
+    found = bench.break_even(sweep([100, 100, 100], [150, 50, 50], levels=(1.0, 5.0, 20.0)),
+                             "threading", "forking", 4)
+    assert found.work_ms is None and "only at 1.00 ms" in found.sentence
 
 
 def test_break_even_says_when_forking_wins_everywhere():
     found = bench.break_even(sweep([100, 90, 80, 40, 15], [150, 140, 130, 70, 28]),
                              "threading", "forking", 4)
-    assert found.work_ms is None and "break-even is below 0.20 ms" in found.sentence
+    assert found.work_ms is None and found.below_range
+    assert "break-even is below 0.20 ms" in found.sentence
 
 
 def test_break_even_needs_both_servers():
@@ -203,12 +235,30 @@ def test_the_break_even_model_grows_with_the_fork_cost_and_needs_two_cores():
     assert bench.break_even_model(0.1, 0.1, 2) == 0.0
 
 
+def found_at(work_ms, below_range=False):
+    return bench.BreakEven("threading", "forking", work_ms, below_range,
+                           ((0.2, 2.0, True),), "")
+
+
 def test_a_measured_break_even_is_held_against_the_model_both_ways():
-    assert "the model holds" in bench.versus_model(3.0, 2.0)
-    assert "later: the load generator needs CPU too" in bench.versus_model(9.0, 2.0)
-    assert "earlier" in bench.versus_model(0.5, 2.0)
-    assert "found no crossing" in bench.versus_model(None, 2.0)
-    assert "never pay for themselves" in bench.versus_model(5.0, math.inf)
+    assert "the model holds" in bench.versus_model(found_at(3.0), 2.0)
+    assert "later. Perhaps" in bench.versus_model(found_at(9.0), 2.0)
+    assert "earlier. Perhaps" in bench.versus_model(found_at(0.5), 2.0)
+    assert "cannot place its own break-even" in bench.versus_model(found_at(None), 2.0)
+    assert "below 0.20 ms, which agrees" in bench.versus_model(found_at(None, True), 0.3)
+    assert "below 0.20 ms, earlier" in bench.versus_model(found_at(None, True), 2.0)
+    assert "never pay for themselves" in bench.versus_model(found_at(5.0), math.inf)
+
+
+def test_checks_say_when_there_is_no_value_to_check():
+    for check in (bench.littles_law(row(rps=math.nan)),
+                  bench.sync_queue_model(row(service_ms=math.nan))):
+        assert not check.passed and "nothing to check" in check.sentence
+
+
+def test_littles_law_refuses_workloads_whose_latency_is_not_everybodys():
+    with pytest.raises(ValueError, match="only the ordinary clients"):
+        bench.littles_law(row(workload="mixed"))
 
 
 def test_a_handler_time_comparison_is_worded_as_time_not_as_an_answer():

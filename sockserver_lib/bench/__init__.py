@@ -1,5 +1,5 @@
-"""Layer 10, the latency lab: how fast do sync, threading, forking, pool and select() servers
-answer?
+"""Layer 10, the latency lab: how fast do sync, threading, forking, pool, select() and asyncio
+servers answer?
 
 Run it from a shell (``python -m sockserver_lib.bench --help``) or call
 run_lab() from a notebook; plot the results with sockserver_lib.plots.
@@ -47,6 +47,7 @@ from ._lab import (
     QUICK_ENV,
     SIZES,
     SPECIAL_WORKLOADS,
+    SWEEP_MS,
     WORKLOADS,
     LabResults,
     Settings,
@@ -57,9 +58,10 @@ from ._lab import (
     notebook_size,
     quick_mode,
     run_lab,
+    sweep_settings,
 )
 from ._load import Measurement, run_measurement
-from ._progress import ProgressLine, progress_line
+from ._progress import ProgressLine
 from ._report import format_table, load_results, save_results
 from ._server import SERVER_KINDS, TimedHandler, running_server
 from ._stats import SUMMARY_COLUMNS, percentile, summarise
@@ -81,10 +83,10 @@ from ._verdicts import (
 
 __all__ = [
     "CONNECTIONS", "QUICK_ENV", "SERVER_KINDS", "SIZES", "SPECIAL_WORKLOADS", "SUMMARY_COLUMNS",
-    "WORKLOADS", "BreakEven", "Check", "Comparison", "LabResults", "Measurement", "Noise",
-    "ProgressLine", "Settings", "TimedHandler", "break_even", "break_even_model",
+    "SWEEP_MS", "WORKLOADS", "BreakEven", "Check", "Comparison", "LabResults", "Measurement",
+    "Noise", "ProgressLine", "Settings", "TimedHandler", "break_even", "break_even_model",
     "calibrate_cpu", "compare", "default_settings", "fork_explains", "format_table",
     "littles_law", "load_results", "machine_info", "make_plan", "noise_floor", "notebook_size",
-    "percentile", "progress_line", "quick_mode", "run_lab", "run_measurement", "running_server",
-    "save_results", "summarise", "sync_queue_model", "versus_model", "within_cores",
+    "percentile", "quick_mode", "run_lab", "run_measurement", "running_server", "save_results",
+    "summarise", "sweep_settings", "sync_queue_model", "versus_model", "within_cores",
 ]

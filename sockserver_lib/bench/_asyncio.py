@@ -28,7 +28,7 @@ from ._server import (
     MAX_REQUEST_LINE,
     do_work,
     is_large,
-    worker_id,
+    reply_line,
 )
 
 #: What ends a connection without being a handler's failure: the client went
@@ -98,7 +98,7 @@ class TimedStreamHandler:
         await self.send(await do_work_async(line))
         finished = time.monotonic_ns()
         accepted = started if accepted is None else accepted
-        await self.send(f"{accepted} {started} {finished} {worker_id()}\n".encode())
+        await self.send(reply_line(accepted, started, finished))
         return True
 
     async def read_request(self) -> tuple[int, bytes] | None:
@@ -109,25 +109,35 @@ class TimedStreamHandler:
         asyncio.IncompleteReadError if the client closes in the middle of a
         line, asyncio.LimitOverrunError if the line is too long.
         """
-        # Not wait_for(): before Python 3.12 it reads in a task of its own (whose result then
-        # waits its turn in the loop, counted as handler time), and on 3.10 it can swallow
-        # the cancellation that shutdown() sends, leaving the loop waiting for this handler.
-        timer = asyncio.get_running_loop().call_later(self.timeout, self.writer.transport.abort)
-        try:
+        with self._cut_off_after_timeout():
             first = await self.reader.read(1)  # returns as soon as the first bytes are in
             if not first:
                 return None
             started = time.monotonic_ns()
             rest = b"" if first == b"\n" else await self.reader.readuntil(b"\n")
             return started, first + rest
-        finally:
-            timer.cancel()
 
     async def send(self, data: bytes) -> None:
-        """Write *data* and wait until the connection has taken (most of) it."""
+        """Write *data* and wait until the connection has taken it, at most *timeout* seconds.
+
+        A client that stops reading is cut off then, as sendall() would time out.
+        """
         if data:
             self.writer.write(data)
-            await self.writer.drain()
+            with self._cut_off_after_timeout():
+                await self.writer.drain()
+
+    @contextlib.contextmanager
+    def _cut_off_after_timeout(self):
+        """Abort the connection if the block has not finished within *timeout* seconds."""
+        # Not wait_for(): before Python 3.12 it runs the wait in a task of its own (whose
+        # result then waits its turn in the loop, counted as handler time), and on 3.10 it
+        # can swallow the cancellation that shutdown() sends, leaving the loop waiting.
+        timer = asyncio.get_running_loop().call_later(self.timeout, self.writer.transport.abort)
+        try:
+            yield
+        finally:
+            timer.cancel()
 
 
 class AsyncioTCPServer:

@@ -14,7 +14,7 @@ from ._server import SERVER_KINDS
 
 DESCRIPTION = """\
 Measure how socket servers (sync, threading, forking, a thread pool, pre-forked
-workers, a select() loop) answer under load.
+workers, a select() loop, an asyncio server) answer under load.
 
 Each server kind runs in its own process; a load generator in another process
 sends requests from N clients at once and times each one.  The results are
@@ -22,8 +22,8 @@ saved in --out: results.csv (one line per server, workload, concurrency and
 work per request: p50/p90/p99/mean latency in ms and requests per second,
 each the median over the repetitions with its lowest and highest value in
 <name>_low and <name>_high, the handler's own time service_ms, errors),
-results.json (the raw timings of every request, the machine and the
-settings) and PNG figures, with the spread as error bars.
+results.json (the machine, the settings and, unless --summary-only, the raw
+timings of every request) and PNG figures, with the spread as error bars.
 Progress goes to stderr, the final table to stdout.
 """
 
@@ -81,9 +81,12 @@ def build_parser() -> argparse.ArgumentParser:
     add = parser.add_argument
     add("--out", metavar="DIR", default="bench-results",
         help="folder for results.csv, results.json and the PNG figures (default: bench-results)")
-    add("--quick", action="store_true", default=None,
+    how_much = parser.add_mutually_exclusive_group()
+    how_much.add_argument(
+        "--quick", action="store_true", default=None,
         help=f"a small run of about a minute: --size quick (also on when {QUICK_ENV}=1)")
-    add("--size", choices=tuple(SIZES),
+    how_much.add_argument(
+        "--size", choices=tuple(SIZES),
         help="how much to measure (default: full, or quick in quick mode)")
     add("--servers", type=_names, metavar="NAMES",
         help=f"server kinds, comma-separated, from: {', '.join(SERVER_KINDS)} (default: all)")
@@ -112,14 +115,15 @@ def build_parser() -> argparse.ArgumentParser:
     add("--slow-pieces", type=int, metavar="N",
         help=f"the slow sender sends its request in N pieces ({_default('slow_pieces')})")
     add("--slow-pause-ms", type=float, metavar="MS",
-        help=f"pause between the slow client's pieces, in ms ({_default('slow_pause_ms')})")
+        help=f"pause between the slow sender's pieces and the slow reader's reads, in ms "
+             f"({_default('slow_pause_ms')})")
     add("--large-reply-kib", type=int, metavar="KIB",
         help=f"size of the slow reader's reply, in KiB ({_default('large_reply_kib')})")
     add("--timeout", type=float, metavar="S",
         help=f"seconds any socket operation may wait ({_default('timeout')})")
     add("--no-plots", dest="plots", action="store_false",
         help="do not draw the figures (no matplotlib needed)")
-    add("--summary-only", dest="requests", action="store_false",
+    add("--summary-only", dest="keep_requests", action="store_false",
         help="leave every request's timings out of results.json (a small file, e.g. to keep "
              "as reference results)")
     return parser
@@ -158,8 +162,9 @@ def main(argv: list | None = None) -> int:
     except KeyboardInterrupt:
         print("\ninterrupted: every server and load process was stopped", file=sys.stderr)
         return 130
-    progress.finish()
-    files = save_results(results, args.out, requests=args.requests)
+    finally:
+        progress.finish()
+    files = save_results(results, args.out, requests=args.keep_requests)
     if args.plots:
         from ..plots import save_figures  # matplotlib only when figures are wanted
 

@@ -150,6 +150,22 @@ def _seconds_to_burn(iterations: int) -> float:
     return time.perf_counter() - start
 
 
+#: The work per request (ms of computing) a break-even sweep measures.
+SWEEP_MS = (0.2, 1, 5, 20, 50)
+
+
+def sweep_settings(base: Settings, servers: tuple, concurrency: tuple) -> Settings:
+    """*base* narrowed to a break-even sweep: the cpu workload at every level of SWEEP_MS.
+
+    Half *base*'s requests and rounds per measurement: the long levels
+    dominate the time, and a sweep has five times as many cases.
+    """
+    return dataclasses.replace(
+        base, servers=servers, workloads=("cpu",), concurrency=concurrency,
+        cpu_sweep_ms=SWEEP_MS, requests=max(1, base.requests // 2),
+        rounds=max(1, base.rounds // 2))
+
+
 def cpu_levels(settings: Settings) -> tuple:
     """The work, in ms, the cpu workload is measured at."""
     return settings.cpu_sweep_ms or (settings.cpu_ms,)

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import sys
 import time
-from collections.abc import Callable
 from typing import Any, TextIO
 
 
@@ -49,7 +48,10 @@ class ProgressLine:
         self._show(text)
 
     def finish(self) -> None:
-        """Replace the progress with one line: what was measured, in how long."""
+        """Replace the progress with one line: what was measured, in how long.
+
+        Safe to call after an error too: the line then says how far it got.
+        """
         seconds = time.monotonic() - self.started
         self._show(f"done: {self.count} measurements in {seconds:.0f} s", last=True)
 
@@ -69,8 +71,3 @@ class ProgressLine:
             self._handle = display({"text/plain": text}, raw=True, display_id=True)
         else:
             self._handle.update({"text/plain": text}, raw=True)
-
-
-def progress_line(**options: Any) -> Callable[[str], None]:
-    """A ProgressLine: pass it as run_lab(progress=...), then call its finish()."""
-    return ProgressLine(**options)

@@ -114,6 +114,11 @@ def do_work(request_line: bytes) -> bytes:
     return WORK[work](float(amount) if work == "io" else int(amount))
 
 
+def reply_line(accepted: int, started: int, finished: int) -> bytes:
+    """The reply to one request: ``b"<accepted> <started> <finished> <worker>\\n"``."""
+    return f"{accepted} {started} {finished} {worker_id()}\n".encode()
+
+
 def is_large(request_line: bytes) -> bool:
     """True if *request_line* asks for a large reply."""
     return request_line.startswith(b"big ")
@@ -154,7 +159,7 @@ class TimedHandler(StreamRequestHandler):
         self.wfile.write(do_work(line))
         finished = time.monotonic_ns()
         accepted = started if accepted is None else accepted
-        self.wfile.write(f"{accepted} {started} {finished} {worker_id()}\n".encode())
+        self.wfile.write(reply_line(accepted, started, finished))
         return True
 
 
@@ -162,7 +167,10 @@ class TimedLineHandler(LineHandler):
     """TimedHandler for an event-loop server (SelectorMixIn): the same requests and replies.
 
     *started* is when the loop hands the handler the request's first bytes
-    (until then the request waits for the loop).  The lab's "io" and "cpu"
+    (until then the request waits for the loop).  *finished* is when the
+    work is done: a large reply is then queued, and the loop sends it as the
+    client reads, serving others meanwhile; so unlike TimedHandler's, this
+    handler time does not include sending it.  The lab's "io" and "cpu"
     work blocks, as any blocking call in an event handler would: while it
     runs, the loop serves nobody else.
     """
@@ -182,7 +190,7 @@ class TimedLineHandler(LineHandler):
         payload = do_work(line)  # a large one is queued: the loop sends it as the client reads
         finished = time.monotonic_ns()
         accepted = self.started if self.accepted is None else self.accepted
-        reply = f"{accepted} {self.started} {finished} {worker_id()}\n".encode()
+        reply = reply_line(accepted, self.started, finished)
         self.accepted = self.started = None
         return payload + reply
 

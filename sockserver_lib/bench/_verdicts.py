@@ -16,7 +16,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from ._stats import is_number
+from ._lab import SPECIAL_WORKLOADS
+from ._stats import CELL_KEYS, is_number
 
 #: The smallest noise floor used, even when an A/A run agreed more closely:
 #: two runs that agree once by luck do not prove a 1% precision.
@@ -24,6 +25,8 @@ MINIMUM_NOISE = 0.10
 #: Little's law: with N clients in a closed loop, throughput x mean latency
 #: is at most N; below this fraction of N the run was too short or starved.
 LITTLE_LOWEST_FRACTION = 0.7
+#: ... and from this fraction on it is "close to" N.
+LITTLE_CLOSE_FRACTION = 0.9
 #: A synchronous server's median under N clients is about N handler times;
 #: this is how far off (either way) it may be and still fit the model.
 QUEUE_MODEL_TOLERANCE = 0.25
@@ -90,7 +93,9 @@ def noise_floor(first: list, again: list, metrics: tuple = ("p50_ms", "rps")) ->
     workload, concurrency...) in both is compared on each of *metrics*, and
     the largest relative difference is kept per
     workload (a 20 ms wait repeats far better than a 0.2 ms round trip).
-    ValueError if no cell is in both.
+    The floors come from the server(s) measured twice and are used for all:
+    an estimate of the machine's noise, not of each server's.  ValueError
+    if no cell is in both.
     """
     keyed = {_cell(r): r for r in first}
     observed: dict = {}
@@ -106,12 +111,13 @@ def noise_floor(first: list, again: list, metrics: tuple = ("p50_ms", "rps")) ->
             difference = relative_difference(a, b)
             if difference >= observed.get(row["workload"], -1):
                 observed[row["workload"]] = difference
-                where[row["workload"]] = f"{WHAT[metric]} at {row['concurrency']} clients"
+                work = f", {show(row['work_ms'])} ms of work" if row["workload"] == "cpu" else ""
+                where[row["workload"]] = f"{WHAT[metric]} at {row['concurrency']} clients{work}"
     if not observed:
         raise ValueError("the two runs have no cell in common: measure the same cases twice")
-    server = again[0]["server"]
+    servers = " and ".join(dict.fromkeys(row["server"] for row in again))
     parts = ", ".join(f"{observed[w]:.0%} on {w} ({where[w]})" for w in observed)
-    sentence = (f"Measured twice, the same {server} server differed by up to {parts}. "
+    sentence = (f"Measured twice, the same {servers} server differed by up to {parts}. "
                 "A difference between two servers counts only if it is larger than the "
                 f"noise of its workload (and at least {MINIMUM_NOISE:.0%}: one lucky "
                 "agreement proves little).")
@@ -119,7 +125,7 @@ def noise_floor(first: list, again: list, metrics: tuple = ("p50_ms", "rps")) ->
 
 
 def _cell(row: dict) -> tuple:
-    return row["server"], row["workload"], row["connection"], row["concurrency"], row["work_ms"]
+    return tuple(row[key] for key in CELL_KEYS)
 
 
 # --- comparisons -------------------------------------------------------------------------
@@ -146,7 +152,7 @@ def ranges_overlap(row_a: dict, row_b: dict, metric: str) -> bool:
     """True if the two rows' ranges over repetitions of *metric* overlap."""
     low_a, high_a = row_a.get(f"{metric}_low"), row_a.get(f"{metric}_high")
     low_b, high_b = row_b.get(f"{metric}_low"), row_b.get(f"{metric}_high")
-    if None in (low_a, high_a, low_b, high_b):
+    if not all(is_number(v) for v in (low_a, high_a, low_b, high_b)):
         return False  # no spread recorded: judge by the noise floor alone
     return low_a <= high_b and low_b <= high_a
 
@@ -156,8 +162,10 @@ def compare(a: str, row_a: dict, b: str, row_b: dict, metric: str = "p50_ms",
     """Compare two summary rows on *metric*, with a sentence whose words the numbers choose.
 
     The difference is clear when the ratio is beyond the noise floor
-    (*noise*, relative) and the ranges over repetitions do not overlap.
+    (*noise*, relative, and at least MINIMUM_NOISE) and the ranges over
+    repetitions do not overlap.
     """
+    noise = max(noise, MINIMUM_NOISE)
     value_a, value_b = row_a[metric], row_b[metric]
     unit = UNITS.get(metric, "")
     if not (is_number(value_a) and is_number(value_b)) or min(value_a, value_b) <= 0:
@@ -201,6 +209,15 @@ class Check:
     sentence: str
 
 
+def _missing(name: str, row: dict, *columns: str) -> Check | None:
+    """A failed Check if one of *row*'s *columns* has no value (every request failed)."""
+    absent = [column for column in columns if not is_number(row.get(column))]
+    if not absent:
+        return None
+    return Check(name, False, f"{row['server']}, {row['workload']}: no value for "
+                              f"{', '.join(absent)} (did every request fail?): nothing to check.")
+
+
 def littles_law(row: dict) -> Check:
     """Little's law on a closed-loop row: throughput x mean latency should be close to N.
 
@@ -208,8 +225,15 @@ def littles_law(row: dict) -> Check:
     the next request, so about N requests are in flight: rps x mean latency
     (in seconds) ~ N, a little under it because the queue drains at the end
     of a run.  Much less means the clients spent their time elsewhere: a
-    run too short, or a load generator starved of CPU.
+    run too short, or a load generator starved of CPU.  Only for workloads
+    without special clients (their latency is not everybody's): ValueError.
     """
+    if row["workload"] in SPECIAL_WORKLOADS:
+        raise ValueError(f"Little's law needs every client's latency; {row['workload']!r} "
+                         "reports only the ordinary clients'")
+    missing = _missing("Little's law", row, "rps", "mean_ms")
+    if missing:
+        return missing
     clients = row["concurrency"]
     in_flight = row["rps"] * row["mean_ms"] / 1000
     product = (f"{show(row['rps'])} req/s x {show(row['mean_ms'])} ms = {in_flight:.1f} "
@@ -219,10 +243,15 @@ def littles_law(row: dict) -> Check:
                      f"{row['server']}, {row['workload']}: {product}, more than the {clients} "
                      "clients there were. That is impossible in a closed loop: the clocks or "
                      "the run are wrong; do not use this row.")
-    if in_flight >= clients * LITTLE_LOWEST_FRACTION:
+    if in_flight >= clients * LITTLE_CLOSE_FRACTION:
         return Check("Little's law", True,
                      f"{row['server']}, {row['workload']}: {product}, close to the {clients} "
-                     "clients (a little under: the queue drains at the end of a run).")
+                     "clients.")
+    if in_flight >= clients * LITTLE_LOWEST_FRACTION:
+        return Check("Little's law", True,
+                     f"{row['server']}, {row['workload']}: {product}, somewhat under the "
+                     f"{clients} clients, as expected: the queue drains at the end of a run, "
+                     "which weighs more the fewer requests each client makes.")
     per_client = row["requests"] / max(row["repeats"], 1) / clients
     return Check("Little's law", False,
                  f"{row['server']}, {row['workload']}: {product}, only "
@@ -239,6 +268,9 @@ def sync_queue_model(row: dict) -> Check:
     and no request can wait longer than N of them, so p99 stays under that
     ceiling too (within QUEUE_MODEL_TOLERANCE).
     """
+    missing = _missing(f"{row['server']} queue", row, "service_ms", "p50_ms", "p99_ms")
+    if missing:
+        return missing
     clients, service = row["concurrency"], row["service_ms"]
     model = clients * service
     low, high = model * (1 - QUEUE_MODEL_TOLERANCE), model * (1 + QUEUE_MODEL_TOLERANCE)
@@ -266,11 +298,17 @@ def within_cores(speedup: float, cores: int, what: str, noise: float = MINIMUM_N
     A larger *speedup* (beyond the noise) means the baseline was slowed by
     something else, and the comparison proves nothing.
     """
-    limit = cores * (1 + noise)
-    if speedup <= limit:
+    if not is_number(speedup):
+        return Check("speedup within the cores", False, f"{what}: no value to check.")
+    limit = cores * (1 + max(noise, MINIMUM_NOISE))
+    if speedup <= cores:
         return Check("speedup within the cores", True,
                      f"{what}: {times(speedup)} with {cores} usable core(s), within the "
                      f"{cores}x that {cores} core(s) allow.")
+    if speedup <= limit:
+        return Check("speedup within the cores", True,
+                     f"{what}: {times(speedup)} with {cores} usable core(s), above the "
+                     f"{cores}x that {cores} core(s) allow, but within this run's noise.")
     return Check("speedup within the cores", False,
                  f"{what}: {times(speedup)} with only {cores} usable core(s). Computing on "
                  f"{cores} core(s) cannot be more than {cores}x faster than on one, so the "
@@ -281,36 +319,46 @@ def within_cores(speedup: float, cores: int, what: str, noise: float = MINIMUM_N
 # --- fork cost and break-even -----------------------------------------------------------
 
 
-def fork_explains(forking_row: dict, threading_row: dict, fork_ms: float) -> str:
-    """Explain forking's extra median latency over threading in forks' worth.
+def fork_explains(forking_row: dict, threading_row: dict, fork_ms: float,
+                  noise: float = MINIMUM_NOISE) -> str:
+    """Explain forking's median latency against threading's in forks' worth.
 
     Its server loop forks one child at a time, so a request that arrives
-    with others waits for their forks.
+    with others waits for their forks.  A difference within the noise is
+    said to be one; *fork_ms* is the measured cost of one fork.
     """
-    extra = forking_row["p50_ms"] - threading_row["p50_ms"]
     clients = forking_row["concurrency"]
+    verdict = compare("forking", forking_row, "threading", threading_row, "p50_ms", noise)
+    if not verdict.clear:
+        return (f"With {clients} clients, forking's and threading's medians were within this "
+                "run's noise: their forks did not measurably hold requests up.")
+    extra = forking_row["p50_ms"] - threading_row["p50_ms"]
+    if extra < 0:
+        return (f"With {clients} clients, forking's median was {show(-extra)} ms below "
+                "threading's: its forks cost less than starting threads cost threading here.")
     if fork_ms <= 0 or extra < fork_ms / 2:
-        return (f"With {clients} clients, forking's median ({show(forking_row['p50_ms'])} ms) "
-                f"was within half a fork ({show(fork_ms)} ms) of threading's "
-                f"({show(threading_row['p50_ms'])} ms): its forks did not hold requests up.")
-    forks = extra / fork_ms
+        return (f"With {clients} clients, forking's median was {show(extra)} ms above "
+                f"threading's, less than half a fork ({show(fork_ms)} ms): not the forks.")
     return (f"With {clients} clients, forking's median was {show(extra)} ms above threading's: "
-            f"about {forks:.0f} fork start-up(s) of {show(fork_ms)} ms. The server's loop forks "
-            "one child at a time, so a request that arrives with others waits for their forks.")
+            f"about {extra / fork_ms:.0f} fork start-up(s) of {show(fork_ms)} ms. The server's "
+            "loop forks one child at a time, so a request that arrives with others waits for "
+            "their forks.")
 
 
 @dataclass(frozen=True)
 class BreakEven:
     """Where *b* starts to beat *a* as the work per request grows.
 
-    *work_ms* is the interpolated work per request at which their
-    throughputs cross (None if they do not cross in the range measured);
-    *levels* are (work_ms, ratio b/a, clear) for each level measured.
+    *work_ms* is the work per request at which their throughputs cross,
+    interpolated on log scales, when *b* clearly did better just above it
+    (None otherwise); *below_range* is True when *b* clearly did better at
+    every level measured.  *levels* are (work_ms, ratio b/a, clear) per level.
     """
 
     a: str
     b: str
     work_ms: float | None
+    below_range: bool
     levels: tuple
     sentence: str
 
@@ -319,9 +367,10 @@ def break_even(summary: list, a: str, b: str, concurrency: int,
                noise: float = MINIMUM_NOISE) -> BreakEven:
     """Find the work per request (cpu workload) above which *b*'s throughput beats *a*'s.
 
-    Reads the cpu rows of both servers at *concurrency*, one per work level;
-    the crossing is interpolated on log scales between the last level where
-    *a* did at least as well and the first where *b* did better.
+    Reads the cpu rows of both servers at *concurrency*, one per work level.
+    A crossing is claimed only where *b* is clearly better (bench.compare)
+    at the level after it; a crossing between levels within the noise is
+    said to be somewhere in that range.
     """
     rows_a = _cpu_rows(summary, a, concurrency)
     rows_b = _cpu_rows(summary, b, concurrency)
@@ -333,22 +382,28 @@ def break_even(summary: list, a: str, b: str, concurrency: int,
          compare(b, rows_b[work], a, rows_a[work], "rps", noise).clear)
         for work in shared
     )
-    crossing = _crossing(levels)
+    b_wins = [ratio > 1 and clear for _, ratio, clear in levels]
+    lead = f"With {concurrency} clients, {b}"
     span = f"from {show(shared[0])} to {show(shared[-1])} ms of computing per request"
-    if crossing is not None:
-        sentence = (f"With {concurrency} clients, {b} overtook {a} at about {show(crossing)} ms "
-                    f"of computing per request (measured {span}).")
-    elif all(ratio > 1 for _, ratio, _ in levels):
-        sentence = (f"With {concurrency} clients, {b} did better than {a} at every level "
-                    f"measured, {span}: the break-even is below {show(shared[0])} ms.")
+    crossing, between = _crossing(levels)
+    if all(b_wins):
+        sentence = (f"{lead} did clearly better than {a} at every level measured, {span}: "
+                    f"the break-even is below {show(shared[0])} ms.")
+    elif crossing is not None:
+        sentence = (f"{lead} overtook {a} at about {show(crossing)} ms of computing per "
+                    f"request (measured {span}).")
+    elif between is not None:
+        sentence = (f"{lead} overtook {a} somewhere between {show(between[0])} and "
+                    f"{show(between[1])} ms of computing per request; closer than that, this "
+                    "run's noise cannot say.")
+    elif any(b_wins):
+        won = [show(w) for (w, *_), wins in zip(levels, b_wins, strict=True) if wins]
+        sentence = (f"{lead} did clearly better than {a} only at {', '.join(won)} ms, {span}: "
+                    "no single break-even in this run.")
     else:
-        sentence = (f"With {concurrency} clients, {b} never overtook {a} {span}: here its "
-                    "extra cost per request was never paid back.")
-    unclear = [work for work, _, clear in levels if not clear]
-    if unclear:
-        sentence += (f" At {', '.join(show(w) for w in unclear)} ms the two were within this "
-                     "run's noise.")
-    return BreakEven(a, b, crossing, levels, sentence)
+        sentence = (f"{lead} never clearly overtook {a} {span}: here its extra cost per "
+                    "request was not paid back.")
+    return BreakEven(a, b, crossing, all(b_wins), levels, sentence)
 
 
 def _cpu_rows(summary: list, server: str, concurrency: int) -> dict:
@@ -357,14 +412,32 @@ def _cpu_rows(summary: list, server: str, concurrency: int) -> dict:
             and is_number(r["rps"]) and r["rps"] > 0}
 
 
-def _crossing(levels: tuple) -> float | None:
-    """The work where ratio b/a first goes from <= 1 to > 1, interpolated on log scales."""
-    for (work_1, ratio_1, _), (work_2, ratio_2, _) in zip(levels, levels[1:], strict=False):
-        if ratio_1 <= 1 < ratio_2 and work_1 > 0:
-            x1, x2 = math.log(work_1), math.log(work_2)
-            y1, y2 = math.log(ratio_1), math.log(ratio_2)
-            return math.exp(x1 + (x2 - x1) * (0 - y1) / (y2 - y1))
-    return None
+def _crossing(levels: tuple) -> tuple:
+    """(crossing, None) or (None, (low, high)) or (None, None) for the first rise above 1.
+
+    The first level where b clearly wins, after levels where it did not:
+    the crossing is interpolated if the level before shows a does at least
+    as well (ratio <= 1); if the levels in between are within the noise,
+    only the range is known.
+    """
+    for index, (work, ratio, clear) in enumerate(levels):
+        if not (ratio > 1 and clear) or index == 0:
+            continue
+        below_work, below_ratio, _ = levels[index - 1]
+        if below_ratio <= 1:
+            return _interpolate(below_work, below_ratio, work, ratio), None
+        start = next((w for w, r, _ in reversed(levels[:index]) if r <= 1), levels[0][0])
+        return None, (start, work)
+    return None, None
+
+
+def _interpolate(work_1: float, ratio_1: float, work_2: float, ratio_2: float) -> float:
+    """Where ratio reaches 1 between two levels: on log scales (linearly from 0 work)."""
+    y1, y2 = math.log(ratio_1), math.log(ratio_2)
+    if work_1 <= 0:
+        return work_2 * (0 - y1) / (y2 - y1)
+    x1, x2 = math.log(work_1), math.log(work_2)
+    return math.exp(x1 + (x2 - x1) * (0 - y1) / (y2 - y1))
 
 
 def break_even_model(fork_ms: float, thread_ms: float, cores: int) -> float:
@@ -385,18 +458,23 @@ def break_even_model(fork_ms: float, thread_ms: float, cores: int) -> float:
 MODEL_AGREEMENT_FACTOR = 2.0
 
 
-def versus_model(measured_ms: float | None, model_ms: float) -> str:
-    """Hold a measured break-even (None: no crossing found) against break_even_model()."""
+def versus_model(found: BreakEven, model_ms: float) -> str:
+    """Hold a measured break-even (bench.break_even()) against break_even_model()."""
     if math.isinf(model_ms):
         return "With one usable core the model says processes never pay for themselves here."
     predicted = f"The model predicts a break-even near {show(model_ms)} ms"
-    if measured_ms is None:
-        return f"{predicted}; this run found no crossing in the range it measured."
-    found = f"this run found {show(measured_ms)} ms"
-    if model_ms <= 0 or measured_ms / model_ms > MODEL_AGREEMENT_FACTOR:
-        return (f"{predicted}; {found}, later: the load generator needs CPU too, so the "
-                "processes had less than the whole machine to themselves.")
-    if model_ms / measured_ms > MODEL_AGREEMENT_FACTOR:
-        return (f"{predicted}; {found}, earlier: a fork costs the server's loop less than "
-                "its whole start-up (part of it runs in the child, on the other core).")
-    return f"{predicted}; {found}, within {MODEL_AGREEMENT_FACTOR:g}x of it: the model holds."
+    if found.below_range:
+        lowest = found.levels[0][0]
+        agrees = "which agrees" if model_ms <= lowest * MODEL_AGREEMENT_FACTOR else "earlier"
+        return f"{predicted}; this run found it below {show(lowest)} ms, {agrees}."
+    if found.work_ms is None:
+        return f"{predicted}; this run cannot place its own break-even precisely enough to compare."
+    measured = f"this run found {show(found.work_ms)} ms"
+    if model_ms <= 0 or found.work_ms / model_ms > MODEL_AGREEMENT_FACTOR:
+        return (f"{predicted}; {measured}, later. Perhaps the processes had less than the whole "
+                "machine: the load generator needs CPU too.")
+    if model_ms / found.work_ms > MODEL_AGREEMENT_FACTOR:
+        return (f"{predicted}; {measured}, earlier. Perhaps a fork costs the server's loop less "
+                "than its whole start-up: part of it runs in the child, on another core.")
+    return (f"{predicted}; {measured}, within {MODEL_AGREEMENT_FACTOR:g}x of it: "
+            "the model holds.")
