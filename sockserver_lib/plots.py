@@ -422,15 +422,15 @@ def _draw_comparisons(axes: list, summary: list, servers: tuple, concurrency: in
 
 
 def _draw_model(axes: list, model_ms: float | None) -> None:
-    """A dotted line at the model's break-even; only a legend entry if it is infinite."""
+    """A dotted line at the model's break-even; only a legend entry if it is 0 or infinite."""
     if model_ms is None:
         return
-    if math.isfinite(model_ms):
+    if math.isfinite(model_ms) and model_ms > 0:
         _mark_work(axes, model_ms, f"model: ~{_ms(model_ms)} ms", color=OKABE_ITO["black"],
                    linestyle=":")
-    else:
-        axes[0].plot([], [], color=OKABE_ITO["black"], linestyle=":",
-                     label="model: never (one core)")
+    else:  # a log axis has no place for 0 or infinity: a legend entry says it
+        label = "model: never (one core)" if math.isinf(model_ms) else "model: at no work at all"
+        axes[0].plot([], [], color=OKABE_ITO["black"], linestyle=":", label=label)
 
 
 def _style_break_even_axes(rps_ax: Any, ratio_ax: Any, rows: list, base: str) -> None:

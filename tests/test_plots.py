@@ -274,6 +274,8 @@ def test_break_even_at_a_chosen_concurrency_with_the_model():
     assert "2 concurrent clients" in figure.get_suptitle()
     one_core = plots.plot_break_even(summary, model_ms=math.inf)
     assert "model: never (one core)" in legend_texts(one_core)
+    no_work = plots.plot_break_even(summary, model_ms=0.0)
+    assert "model: at no work at all" in legend_texts(no_work)
 
 
 def test_break_even_without_a_crossing_draws_no_vertical_line():

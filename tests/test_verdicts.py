@@ -31,18 +31,12 @@ def row(server="sync", workload="io", concurrency=8, work_ms=20.0, spread=0.0, r
 # --- compare -----------------------------------------------------------------------------
 
 
-def test_a_clear_latency_difference_names_the_faster_server_and_the_factor():
-    result = bench.compare("sync", row(p50_ms=160.0), "threading", row(p50_ms=21.0))
+@pytest.mark.parametrize("first, second", [("sync", "threading"), ("threading", "sync")])
+def test_a_clear_latency_difference_names_the_faster_server_either_way_round(first, second):
+    p50 = {"sync": 160.0, "threading": 21.0}
+    result = bench.compare(first, row(p50_ms=p50[first]), second, row(p50_ms=p50[second]))
     assert result.clear and result.better == "threading"
-    assert result.ratio == pytest.approx(160 / 21)
-    assert result.sentence == ("sync's median latency was 7.6x threading's (160 vs 21.0 ms): "
-                               "threading answered sooner.")
-
-
-def test_the_same_comparison_the_other_way_round_names_the_other_server():
-    result = bench.compare("threading", row(p50_ms=21.0), "sync", row(p50_ms=160.0))
-    assert result.clear and result.better == "threading"
-    assert result.ratio == pytest.approx(21 / 160)
+    assert result.ratio == pytest.approx(p50[first] / p50[second])
     assert result.sentence == ("sync's median latency was 7.6x threading's (160 vs 21.0 ms): "
                                "threading answered sooner.")
 
@@ -61,7 +55,7 @@ def test_a_difference_within_the_noise_floor_is_no_clear_difference():
     result = bench.compare("a", row(p50_ms=20.0), "b", row(p50_ms=23.0), noise=0.20)
     assert not result.clear and result.better is None
     assert result.sentence == ("No clear difference between a and b in median latency: "
-                               "20.0 vs 23.0 ms, within this run's noise (±20%).")
+                               "20.0 vs 23.0 ms, within the noise floor (±20%).")
     assert bench.compare("a", row(p50_ms=20.0), "b", row(p50_ms=23.0), noise=0.10).clear
     # a floor below the minimum is raised to it: 5% is never "clear"
     assert not bench.compare("a", row(p50_ms=20.0), "b", row(p50_ms=21.0), noise=0.01).clear
@@ -165,7 +159,7 @@ def test_forking_extra_latency_is_counted_in_forks():
     text = bench.fork_explains(row(p50_ms=40.0), row(p50_ms=22.0), fork_ms=2.0)
     assert "18.0 ms above threading's: about 9 fork start-up(s) of 2.00 ms" in text
     text = bench.fork_explains(row(p50_ms=22.5), row(p50_ms=22.0), fork_ms=2.0)
-    assert "within this run's noise" in text and "did not measurably hold" in text
+    assert "not clearly different" in text and "did not measurably hold" in text
     text = bench.fork_explains(row(p50_ms=15.0), row(p50_ms=22.0), fork_ms=2.0)
     assert "7.00 ms below threading's" in text
     text = bench.fork_explains(row(p50_ms=26.0), row(p50_ms=22.0), fork_ms=10.0)
@@ -204,6 +198,16 @@ def test_a_crossing_next_to_noise_is_given_as_a_range():
     assert "somewhere between 1.00 and 20.0 ms" in found.sentence
 
 
+def test_a_lead_that_starts_within_the_noise_gives_only_an_upper_bound():
+    # forking slightly ahead at 0.2 and 1 ms (within the noise), clearly from 5 ms on
+    found = bench.break_even(sweep([2000, 700, 180, 48, 19], [2040, 714, 250, 80, 30]),
+                             "threading", "forking", 4)
+    assert found.work_ms is None and found.between == (None, 5.0)
+    assert "somewhere below 5.00 ms, perhaps below 0.20" in found.sentence
+    assert "which agrees" in bench.versus_model(found, 1.0)
+    assert "does not agree" in bench.versus_model(found, 9.0)
+
+
 def test_a_crossing_from_zero_work_is_interpolated_linearly():
     found = bench.break_even(sweep([100, 50], [50, 100], levels=(0.0, 2.0)),
                              "threading", "forking", 4)
@@ -235,19 +239,25 @@ def test_the_break_even_model_grows_with_the_fork_cost_and_needs_two_cores():
     assert bench.break_even_model(0.1, 0.1, 2) == 0.0
 
 
-def found_at(work_ms, below_range=False):
+def found_at(work_ms, below_range=False, between=None):
     return bench.BreakEven("threading", "forking", work_ms, below_range,
-                           ((0.2, 2.0, True),), "")
+                           ((0.2, 2.0, True),), "", between)
 
 
 def test_a_measured_break_even_is_held_against_the_model_both_ways():
     assert "the model holds" in bench.versus_model(found_at(3.0), 2.0)
     assert "later. Perhaps" in bench.versus_model(found_at(9.0), 2.0)
     assert "earlier. Perhaps" in bench.versus_model(found_at(0.5), 2.0)
-    assert "cannot place its own break-even" in bench.versus_model(found_at(None), 2.0)
+    assert "no clear crossing to compare" in bench.versus_model(found_at(None), 2.0)
+    assert "between 1.00 and 20.0 ms, which agrees" in bench.versus_model(
+        found_at(None, between=(1.0, 20.0)), 2.0)
+    assert "does not agree" in bench.versus_model(found_at(None, between=(5.0, 20.0)), 1.0)
+    assert "below the lowest level measured (0.20 ms)" in bench.versus_model(found_at(3.0),
+                                                                              0.05)
     assert "below 0.20 ms, which agrees" in bench.versus_model(found_at(None, True), 0.3)
     assert "below 0.20 ms, earlier" in bench.versus_model(found_at(None, True), 2.0)
-    assert "never pay for themselves" in bench.versus_model(found_at(5.0), math.inf)
+    assert "treat it as noise" in bench.versus_model(found_at(5.0), math.inf)
+    assert "and this run agrees" in bench.versus_model(found_at(None), math.inf)
 
 
 def test_checks_say_when_there_is_no_value_to_check():

@@ -21,6 +21,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
+from ..lab import family_of
 from ._server import PROCESS_TIMEOUT, stop_process
 
 #: Longest reply line the client accepts, in bytes.
@@ -159,8 +160,7 @@ class LoadClient:
         return self._read_reply()
 
     def _connect(self) -> socket.socket:
-        family = socket.AF_INET6 if ":" in str(self.address[0]) else socket.AF_INET
-        sock = socket.socket(family, socket.SOCK_STREAM)
+        sock = socket.socket(family_of(self.address), socket.SOCK_STREAM)
         try:
             sock.settimeout(self.measurement.timeout)
             if self.behaviour == "slow-read":  # before connect(), so the window starts small

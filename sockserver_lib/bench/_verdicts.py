@@ -177,7 +177,7 @@ def compare(a: str, row_a: dict, b: str, row_b: dict, metric: str = "p50_ms",
     overlap = ranges_overlap(row_a, row_b, metric)
     values = f"{show(value_a)} vs {show(value_b)} {unit}"
     if not beyond_noise or overlap:
-        why = (f"within this run's noise (±{noise:.0%})" if not beyond_noise
+        why = (f"within the noise floor (±{noise:.0%})" if not beyond_noise
                else "their ranges over repetitions overlap")
         return Comparison(a, b, metric, ratio, False, None,
                           f"No clear difference between {a} and {b} in "
@@ -330,8 +330,8 @@ def fork_explains(forking_row: dict, threading_row: dict, fork_ms: float,
     clients = forking_row["concurrency"]
     verdict = compare("forking", forking_row, "threading", threading_row, "p50_ms", noise)
     if not verdict.clear:
-        return (f"With {clients} clients, forking's and threading's medians were within this "
-                "run's noise: their forks did not measurably hold requests up.")
+        return (f"With {clients} clients, forking's and threading's medians were not clearly "
+                "different: their forks did not measurably hold requests up.")
     extra = forking_row["p50_ms"] - threading_row["p50_ms"]
     if extra < 0:
         return (f"With {clients} clients, forking's median was {show(-extra)} ms below "
@@ -351,8 +351,10 @@ class BreakEven:
 
     *work_ms* is the work per request at which their throughputs cross,
     interpolated on log scales, when *b* clearly did better just above it
-    (None otherwise); *below_range* is True when *b* clearly did better at
-    every level measured.  *levels* are (work_ms, ratio b/a, clear) per level.
+    (None otherwise); *between* is (low, high) when the crossing can only be
+    placed in that range (low None: somewhere below high); *below_range* is
+    True when *b* clearly did better at every level measured.  *levels* are
+    (work_ms, ratio b/a, clear) per level.
     """
 
     a: str
@@ -361,6 +363,7 @@ class BreakEven:
     below_range: bool
     levels: tuple
     sentence: str
+    between: tuple | None = None
 
 
 def break_even(summary: list, a: str, b: str, concurrency: int,
@@ -392,6 +395,11 @@ def break_even(summary: list, a: str, b: str, concurrency: int,
     elif crossing is not None:
         sentence = (f"{lead} overtook {a} at about {show(crossing)} ms of computing per "
                     f"request (measured {span}).")
+    elif between is not None and between[0] is None:
+        sentence = (f"{lead} was clearly ahead of {a} from {show(between[1])} ms of computing "
+                    f"per request on; below that the two were within the noise, so the "
+                    f"break-even is somewhere below {show(between[1])} ms, perhaps below "
+                    f"{show(shared[0])}.")
     elif between is not None:
         sentence = (f"{lead} overtook {a} somewhere between {show(between[0])} and "
                     f"{show(between[1])} ms of computing per request; closer than that, this "
@@ -403,7 +411,7 @@ def break_even(summary: list, a: str, b: str, concurrency: int,
     else:
         sentence = (f"{lead} never clearly overtook {a} {span}: here its extra cost per "
                     "request was not paid back.")
-    return BreakEven(a, b, crossing, all(b_wins), levels, sentence)
+    return BreakEven(a, b, crossing, all(b_wins), levels, sentence, between)
 
 
 def _cpu_rows(summary: list, server: str, concurrency: int) -> dict:
@@ -418,7 +426,7 @@ def _crossing(levels: tuple) -> tuple:
     The first level where b clearly wins, after levels where it did not:
     the crossing is interpolated if the level before shows a does at least
     as well (ratio <= 1); if the levels in between are within the noise,
-    only the range is known.
+    only the range is known (its low end None if b was never behind).
     """
     for index, (work, ratio, clear) in enumerate(levels):
         if not (ratio > 1 and clear) or index == 0:
@@ -426,7 +434,7 @@ def _crossing(levels: tuple) -> tuple:
         below_work, below_ratio, _ = levels[index - 1]
         if below_ratio <= 1:
             return _interpolate(below_work, below_ratio, work, ratio), None
-        start = next((w for w, r, _ in reversed(levels[:index]) if r <= 1), levels[0][0])
+        start = next((w for w, r, _ in reversed(levels[:index]) if r <= 1), None)
         return None, (start, work)
     return None, None
 
@@ -460,15 +468,28 @@ MODEL_AGREEMENT_FACTOR = 2.0
 
 def versus_model(found: BreakEven, model_ms: float) -> str:
     """Hold a measured break-even (bench.break_even()) against break_even_model()."""
+    lowest = found.levels[0][0]
+    ahead = found.below_range or found.work_ms is not None or found.between is not None
     if math.isinf(model_ms):
-        return "With one usable core the model says processes never pay for themselves here."
-    predicted = f"The model predicts a break-even near {show(model_ms)} ms"
+        return ("With one usable core the model says processes never pay for themselves"
+                + ("; this run saw them ahead, which one core cannot explain: treat it as noise."
+                   if ahead else ", and this run agrees."))
+    where = (f"below the lowest level measured ({show(lowest)} ms)" if model_ms < lowest
+             else f"near {show(model_ms)} ms")
+    predicted = f"The model predicts a break-even {where}"
     if found.below_range:
-        lowest = found.levels[0][0]
         agrees = "which agrees" if model_ms <= lowest * MODEL_AGREEMENT_FACTOR else "earlier"
         return f"{predicted}; this run found it below {show(lowest)} ms, {agrees}."
+    if found.between is not None:
+        low, high = found.between
+        if (low is None or model_ms >= low / MODEL_AGREEMENT_FACTOR) and model_ms <= high:
+            return f"{predicted}; this run places it below {show(high)} ms, which agrees." \
+                if low is None else \
+                f"{predicted}; this run places it between {show(low)} and {show(high)} ms, " \
+                "which agrees."
+        return f"{predicted}; this run places it {_range(low, high)}, which does not agree."
     if found.work_ms is None:
-        return f"{predicted}; this run cannot place its own break-even precisely enough to compare."
+        return f"{predicted}; this run found no clear crossing to compare it with."
     measured = f"this run found {show(found.work_ms)} ms"
     if model_ms <= 0 or found.work_ms / model_ms > MODEL_AGREEMENT_FACTOR:
         return (f"{predicted}; {measured}, later. Perhaps the processes had less than the whole "
@@ -478,3 +499,7 @@ def versus_model(found: BreakEven, model_ms: float) -> str:
                 "than its whole start-up: part of it runs in the child, on another core.")
     return (f"{predicted}; {measured}, within {MODEL_AGREEMENT_FACTOR:g}x of it: "
             "the model holds.")
+
+
+def _range(low: float | None, high: float) -> str:
+    return f"below {show(high)} ms" if low is None else f"between {show(low)} and {show(high)} ms"
