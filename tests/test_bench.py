@@ -364,6 +364,8 @@ def test_results_round_trip_through_csv_and_json(tiny_run, tmp_path):
         rows = list(csv.DictReader(file))
     assert REQUIRED_COLUMNS <= set(rows[0])
     assert len(rows) == len(results.summary)
+    assert all(len(row["p50_ms"].split(".")[-1]) <= 3 for row in rows)  # rounded
+    assert {row["special_p50_ms"] for row in rows if row["workload"] == "none"} == {""}
     again = bench.load_results(tmp_path / "out")
     as_saved = bench._report._nan_to_none  # NaN (no value) is saved as null, read back as NaN
     assert as_saved(again.summary) == json.loads(json.dumps(as_saved(results.summary)))

@@ -25,7 +25,8 @@ JSON_FIELDS = ("machine", "settings", "summary", "measurements", "requests")
 def save_results(results: LabResults, out_dir: str | Path, requests: bool = True) -> dict:
     """Write the summary CSV and the JSON of everything into *out_dir*.
 
-    Returns ``{"csv": path, "json": path}``.  The JSON holds machine,
+    Returns ``{"csv": path, "json": path}``.  A value that could not be
+    measured is an empty cell in the CSV.  The JSON holds machine,
     settings, summary, measurements and (unless *requests* is False, for a
     small file such as the notebooks' reference results) every request; a
     NaN (no successful request to measure) is written as null.
@@ -36,7 +37,7 @@ def save_results(results: LabResults, out_dir: str | Path, requests: bool = True
     with open(csv_path, "w", newline="", encoding="utf-8") as file:
         writer = csv.DictWriter(file, fieldnames=SUMMARY_COLUMNS)
         writer.writeheader()
-        writer.writerows(results.summary)
+        writer.writerows(_nan_to_none(results.summary))  # no value: an empty cell
     everything = {name: getattr(results, name) for name in JSON_FIELDS}
     if not requests:
         everything["requests"] = []

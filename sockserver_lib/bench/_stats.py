@@ -126,9 +126,10 @@ def summarise(measurements: list) -> list:
         row["requests"] = sum(r["requests"] for r in repeats)
         for name in SPREAD_STATISTICS:
             low, middle, high = spread_of(r[name] for r in repeats)
-            row.update({name: middle, f"{name}_low": low, f"{name}_high": high})
+            digits = 1 if name == "rps" else 3  # a median of two is their mean: no float noise
+            row.update({name: _round(middle, digits), f"{name}_low": low, f"{name}_high": high})
         for name in ("service_ms", "special_p50_ms"):
-            row[name] = median_of(r[name] for r in repeats)
+            row[name] = _round(median_of(r[name] for r in repeats))
         row["errors"] = sum(r["errors"] for r in repeats)
         summary.append({column: row[column] for column in SUMMARY_COLUMNS})
     return summary
