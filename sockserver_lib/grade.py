@@ -63,6 +63,8 @@ DEFAULT_MEMORY_LIMIT_MB = 2048
 #: Megabytes any one file written by a submission may grow to (0: no limit).
 DEFAULT_FILE_SIZE_LIMIT_MB = 64
 _EXERCISE_IN_NAME = re.compile(r"(ex\d\d)")
+#: This module, whatever name it runs under (the worker runs it as __main__).
+_THIS_MODULE = sys.modules[__name__]
 _KIT_PARENT = Path(__file__).resolve().parent.parent
 
 
@@ -96,7 +98,7 @@ def main(argv: list[str] | None = None) -> int:
     rows = list(table_rows(submissions))
     for submission in submissions:
         for note in submission.notes:
-            print(f"note: {submission.path}: {note}")
+            print(f"note: {printable(submission.path)}: {note}")
     print_table(rows)
     if options.csv:
         write_csv(options.csv, rows)
@@ -236,13 +238,19 @@ def _invalid_notebook(notebook: object) -> str | None:
 
 
 def _run_worker(submission: Submission, timeout: float, limits: Limits) -> list[dict]:
-    """Run the worker on *submission*; return the events it reported.
+    """Run the worker on *submission*; return the events its own process reported.
 
-    The worker's folder, also its TMPDIR, is removed afterwards with all
-    it holds, once every process of the submission has been stopped.
+    The worker runs in a folder of its own, also its TMPDIR, removed
+    afterwards with all it holds once every process of the submission has
+    been stopped.  The grader's bookkeeping (the events, the output) is in
+    another folder, and the grader reads the events through a handle it
+    opened before the worker started: a submission that deletes files
+    loses nothing of the grader's.  Events from any other process (one the
+    submission forked) are left out, with a note.
     """
-    with tempfile.TemporaryDirectory(prefix="sk-grade-", ignore_cleanup_errors=True) as folder:
-        progress = Path(folder) / "progress.jsonl"
+    with tempfile.TemporaryDirectory(prefix="sk-grade-", ignore_cleanup_errors=True) as folder, \
+            tempfile.TemporaryDirectory(prefix="sk-books-", ignore_cleanup_errors=True) as books:
+        progress = Path(books) / "progress.jsonl"
         progress.touch()
         scratch = Path(folder) / "tmp"
         scratch.mkdir()
@@ -262,7 +270,7 @@ def _run_worker(submission: Submission, timeout: float, limits: Limits) -> list[
             # temporary files and Unix sockets go where they are cleaned up
             "TMPDIR": str(scratch), "TEMP": str(scratch), "TMP": str(scratch),
         }
-        with open(Path(folder) / "output.txt", "wb") as output:
+        with open(Path(books) / "output.txt", "wb") as output, open(progress, "rb") as events:
             process = subprocess.Popen(
                 command, cwd=folder, env=environment, stdin=subprocess.DEVNULL,
                 stdout=output, stderr=subprocess.STDOUT, start_new_session=True,
@@ -274,7 +282,12 @@ def _run_worker(submission: Submission, timeout: float, limits: Limits) -> list[
                 ending = {"timeout": timeout}
             finally:
                 _stop(process)
-        return [*_read_events(progress), ending]
+            mine, others = _events_of(process.pid, events.read())
+        if others:
+            submission.notes.append(
+                f"results reported by {len(others)} other process(es) were ignored: the "
+                "notebook forked, and only the grader's own worker is counted")
+        return [*mine, ending]
 
 
 def _stop(process: subprocess.Popen) -> None:
@@ -296,10 +309,22 @@ def _stop(process: subprocess.Popen) -> None:
     process.wait()
 
 
-def _read_events(progress: Path) -> Iterator[dict]:
-    for line in progress.read_text(encoding="utf-8").splitlines():
+def _events_of(worker: int, text: bytes) -> tuple[list[dict], set[int]]:
+    """(the events the *worker* process reported, the pids of other reporters).
+
+    A line that is not a JSON object (cut short by a kill, or garbage) is skipped.
+    """
+    mine, others = [], set()
+    for line in text.decode("utf-8", "replace").splitlines():
         with contextlib.suppress(json.JSONDecodeError):
-            yield json.loads(line)  # a line cut short by a kill is skipped
+            event = json.loads(line)
+            if not isinstance(event, dict):
+                continue
+            if event.get("pid") == worker:
+                mine.append(event)
+            else:
+                others.add(event.get("pid"))
+    return mine, others
 
 
 def _result_from(submission: Submission, events: list[dict]) -> Result:
@@ -311,19 +336,38 @@ def _result_from(submission: Submission, events: list[dict]) -> Result:
         if "cell" in event:
             running_cell = event
         elif "cell_error" in event:
-            submission.notes.append(event["cell_error"])
+            submission.notes.append(str(event["cell_error"]))
         elif "grading" in event:
             running_cell = {}
         elif "test" in event:
-            tests.append(TestResult(**event["test"]))
+            tests.extend(_registered(submission.exercise, event["test"], tests))
+        elif "tampered" in event:
+            return _zero(submission.exercise, [], grading.TAMPERED,
+                         f"not graded: the notebook changed the grader ({event['tampered']})")
         elif "done" in event:
             finished = True
             if event.get("note"):
-                submission.notes.append(event["note"])
+                submission.notes.append(str(event["note"]))
     if finished:
-        return Result(submission.exercise, tests)
+        return _zero(submission.exercise, tests, grading.MISSING,
+                     "no result was reported for this test")
     status, reason = _why_unfinished(events[-1], running_cell, tests)
     return _zero(submission.exercise, tests, status, reason)
+
+
+def _registered(exercise: str, reported: object, so_far: list) -> list[TestResult]:
+    """*reported* as a TestResult of *exercise*, with the grader's own points; [] if it is
+    not one of the exercise's tests, is reported twice or is malformed."""
+    tests = {test.name: test for test in EXERCISES[exercise].tests}
+    if not isinstance(reported, dict) or reported.get("name") not in tests:
+        return []
+    if any(done.name == reported["name"] for done in so_far):
+        return []
+    test = tests[reported["name"]]
+    status = str(reported.get("status"))
+    earned = test.points if status == grading.PASSED else 0
+    counted = 0 if status == grading.SKIPPED else test.points  # a skipped test counts for nothing
+    return [TestResult(test.name, status, earned, counted, str(reported.get("message", "")))]
 
 
 def _why_unfinished(ending: dict, running_cell: dict | None, tests: list) -> tuple[str, str]:
@@ -364,28 +408,86 @@ def _zero(exercise: str, proven: list[TestResult], status: str, reason: str) -> 
 def _work(notebook_path: Path, progress_path: Path, exercise: str, test_timeout: float) -> int:
     """Run the notebook's code cells, then grade; report events as JSON lines."""
     signal.signal(signal.SIGTERM, _stop_now)
+    worker = os.getpid()
     with open(progress_path, "a", encoding="utf-8") as progress:
 
         def report(event: dict) -> None:
-            progress.write(json.dumps(event) + "\n")
+            progress.write(json.dumps({**event, "pid": os.getpid()}) + "\n")  # a fork differs
             progress.flush()
 
         notebook = json.loads(notebook_path.read_text(encoding="utf-8"))
         namespace = _fresh_main_module().__dict__
+        untouched = grader_fingerprint()
         for number, source in _code_cells(notebook):
             _run_cell(number, source, namespace, report)
+        if os.getpid() != worker:  # a cell forked and this is the child: it grades nothing
+            os._exit(0)
+        changed = _changed(untouched, grader_fingerprint())
+        if changed:
+            report({"tampered": changed})
+            os._exit(0)
         report({"grading": exercise})
         students = _students(exercise, namespace)
         missing = [name for keyword, name in EXERCISES[exercise].names.items()
                    if students[keyword] is None]
         grading.grade(exercise, students, time_limit=test_timeout,
                       on_result=lambda test: report({"test": vars(test)}))
+        changed = _changed(untouched, grader_fingerprint())
+        if changed:  # changed while the tests ran (by a thread the notebook started)
+            report({"tampered": changed})
+            os._exit(0)
         note = f"the notebook does not define {', '.join(missing)}" if missing else ""
         report({"done": True, "note": note})
     with contextlib.suppress(OSError, ValueError):  # e.g. output beyond --file-size-limit
         sys.stdout.flush()
         sys.stderr.flush()
     os._exit(0)  # do not wait for threads the submission left running
+
+
+#: The modules whose code decides a grade.  A notebook that replaces or
+#: patches their functions, classes or tests is scored 0.  This catches
+#: accidents and casual forgery, not a determined attacker: the notebook
+#: runs in the grader's worker process (see README, "What the grader can
+#: and cannot protect against").
+GRADER_MODULES = ("sockserver_lib.grading", "sockserver_lib.contract", "sockserver_lib.grade",
+                  "sockserver_lib.lab")
+
+
+def grader_fingerprint() -> dict:
+    """What the grading code is now: the identity of every function, class, method,
+    code object and registered test of GRADER_MODULES (not their data, which
+    changes as tests run)."""
+    found = {}
+    for module_name in GRADER_MODULES:
+        # this module runs as __main__ in the worker, and the notebook's cells get a
+        # __main__ of their own: find it by the module object kept at import
+        module = _THIS_MODULE if module_name == __spec__.name else sys.modules[module_name]
+        for name, value in vars(module).items():
+            if callable(value) or isinstance(value, (staticmethod, classmethod)):
+                found[f"{module_name}.{name}"] = _identity(value)
+            if isinstance(value, type) and value.__module__ == module_name:
+                for member, inner in vars(value).items():
+                    if callable(inner):
+                        found[f"{module_name}.{name}.{member}"] = _identity(inner)
+    for exercise, spec in grading.EXERCISES.items():
+        found[f"EXERCISES[{exercise!r}]"] = (
+            id(spec), tuple((id(test), _identity(test.run)) for test in spec.tests))
+    return found
+
+
+def _identity(value: object) -> tuple:
+    code = getattr(value, "__code__", None)
+    return (id(value), id(code), id(getattr(value, "__defaults__", None)))
+
+
+def _changed(before: dict, after: dict) -> str:
+    """Which names of the grading code differ between two fingerprints ("" if none)."""
+    names = sorted(name for name in before.keys() | after.keys()
+                   if before.get(name) != after.get(name))
+    if not names:
+        return ""
+    shown = ", ".join(names[:3]) + (f" and {len(names) - 3} more" if len(names) > 3 else "")
+    return f"{shown} replaced or patched"
 
 
 def _stop_now(signal_number: int, frame: object) -> None:
@@ -476,9 +578,15 @@ def table_rows(submissions: Iterable[Submission]) -> Iterator[dict]:
             yield _row(submission, test)
 
 
+def printable(path: Path) -> str:
+    """*path* as text that can be printed and written as UTF-8 whatever its bytes
+    (a name from a Windows archive is often not UTF-8): undecodable bytes become \ufffd."""
+    return os.fsencode(path).decode("utf-8", "replace")
+
+
 def _row(submission: Submission, test: TestResult) -> dict:
     return {
-        "submission": str(submission.path), "exercise": submission.result.exercise,
+        "submission": printable(submission.path), "exercise": submission.result.exercise,
         "test": test.name, "status": test.status, "points": test.points,
         "max_points": test.max_points, "message": test.message,
     }

@@ -75,6 +75,8 @@ PASSED, FAILED, NOT_IMPLEMENTED, ERROR, TIMED_OUT, CRASHED, MISSING, SKIPPED, IN
     "passed", "failed", "not implemented", "error", "timed out", "crashed",
     "missing", "skipped", "invalid notebook",
 )
+#: The status of every test of a notebook that changed the grading code.
+TAMPERED = "grader changed"
 
 #: Code in these folders is the kit's, Python's or an installed package's;
 #: code anywhere else (a notebook cell, a test file) is the student's.

@@ -412,3 +412,9 @@ def test_contract_tests_name_existing_checks_for_kinds_they_apply_to():
                 continue  # a test specific to the exercise
             assert name in contract.CHECKS, test.name
             assert contract.CHECKS[name].applies_to(kinds[kind_id.rstrip("]")]), test.name
+
+
+def test_readme_gives_the_registrys_points_total():
+    total = sum(spec.total for spec in grading.EXERCISES.values())
+    readme = (REPO / "README.md").read_text(encoding="utf-8")
+    assert f"{total}\n  points in all" in readme or f"{total} points in all" in readme

@@ -4,9 +4,12 @@ One run of the batch grader on a class folder: a good submission next to
 the bad ones of tests/data/unsafe (see its README) -- one that allocates
 without bound, one that forks a server (which ignores SIGTERM) and then
 ends its own process, one that leaves temporary files and a Unix socket
-behind, one that hangs in a single test, one that prints without end.
-The run completes, each submission scores what it proved, the good one
-full points, and nothing is left: no process, no temporary file.
+behind, one that hangs in a single test, one that prints without end, one
+that forks and lets both processes carry on, one that deletes its working
+folder and the grader's results file, one that patches the grader, and the
+good one again under a file name that is not UTF-8.  The run completes,
+each submission scores what it proved, the good one full points, and
+nothing is left: no process, no temporary file.
 
 Then the limits themselves, each in a throwaway process.
 """
@@ -28,6 +31,10 @@ from sockserver_lib.grade import limit_resources
 
 UNSAFE = REPO / "tests" / "data" / "unsafe"
 GOOD = "ex10_good.ipynb"
+#: The good submission again, named as an archive made on Windows names it: not UTF-8.
+NOT_UTF8 = os.fsdecode(b"ex10_caf\xe9.ipynb")
+#: How that name is shown in the table and the CSV.
+NOT_UTF8_SHOWN = "ex10_caf\ufffd.ipynb"
 #: The limits of the class run: small, so that the bad submissions meet them fast.
 TEST_TIMEOUT, MEMORY_MB, FILE_MB = 2, 512, 1
 EX10_TESTS = [test.name for test in grading.EXERCISES["ex10"].tests]
@@ -63,6 +70,10 @@ def class_run(tmp_path_factory):
     for sample in sorted(UNSAFE.glob("*.json")):
         shutil.copy(sample, folder / (sample.stem + ".ipynb"))
     shutil.copy(REPO / "solutions" / "ex10_access_control.ipynb", folder / GOOD)
+    try:
+        shutil.copy(REPO / "solutions" / "ex10_access_control.ipynb", folder / NOT_UTF8)
+    except (OSError, UnicodeEncodeError):  # a file system that only takes UTF-8 (macOS)
+        pass
     temporary = tmp_path_factory.mktemp("tmp")
     table = tmp_path_factory.mktemp("grades") / "grades.csv"
     completed = subprocess.run(
@@ -87,11 +98,49 @@ def points(rows: list[dict]) -> dict[str, int]:
 @pytest.mark.timeout(120)
 def test_the_run_completes_and_grades_every_submission(class_run):
     completed, rows, _ = class_run
-    assert sorted(rows) == sorted([GOOD] + [p.stem + ".ipynb" for p in UNSAFE.glob("*.json")])
+    expected = [GOOD] + [p.stem + ".ipynb" for p in UNSAFE.glob("*.json")]
+    expected += [NOT_UTF8_SHOWN] if NOT_UTF8_SHOWN in rows else []
+    assert sorted(rows) == sorted(expected)
     for graded in rows.values():
         assert [row["test"] for row in graded] == EX10_TESTS
-    assert completed.stdout.rstrip().splitlines()[-1] == "total: 24/30 points"
+    total = "total: 39/50 points" if NOT_UTF8_SHOWN in rows else "total: 34/45 points"
+    assert completed.stdout.rstrip().splitlines()[-1] == total
     assert sum(points(rows[GOOD]).values()) == 5
+
+
+@pytest.mark.timeout(120)
+def test_a_name_that_is_not_utf8_is_graded_and_written_safely(class_run):
+    completed, rows, _ = class_run
+    if NOT_UTF8_SHOWN not in rows:
+        pytest.skip("this file system takes only UTF-8 names")
+    assert sum(points(rows[NOT_UTF8_SHOWN]).values()) == 5  # the CSV was written, and read
+    assert NOT_UTF8_SHOWN in completed.stdout
+
+
+@pytest.mark.timeout(120)
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork()")
+def test_a_fork_that_carries_on_is_graded_once(class_run):
+    completed, rows, _ = class_run
+    graded = rows["ex10_forks_and_carries_on.ipynb"]
+    assert [row["test"] for row in graded] == EX10_TESTS  # each test once, not twice
+    assert sum(points(graded).values()) == 5
+    assert ("ex10_forks_and_carries_on.ipynb: results reported by 1 other process(es) were "
+            "ignored") in completed.stdout
+
+
+@pytest.mark.timeout(120)
+def test_deleting_its_folder_and_the_results_file_loses_nothing(class_run):
+    _, rows, _ = class_run
+    assert sum(points(rows["ex10_deletes_its_folder.ipynb"]).values()) == 5
+
+
+@pytest.mark.timeout(120)
+def test_a_notebook_that_patches_the_grader_scores_zero_with_the_reason(class_run):
+    _, rows, _ = class_run
+    for row in rows["ex10_patches_the_grader.ipynb"]:
+        assert (row["status"], row["points"]) == (grading.TAMPERED, "0")
+        assert "changed the grader (sockserver_lib.grading.run_isolated replaced" in \
+            row["message"]
 
 
 @pytest.mark.timeout(120)
@@ -189,3 +238,25 @@ def test_the_grader_documents_its_limits():
                            capture_output=True, text=True, timeout=30, cwd=REPO).stdout
     for option in ("--timeout", "--test-timeout", "--memory-limit", "--file-size-limit"):
         assert option in shown
+
+
+# --- results are the grader's own, whatever the worker's lines claim ------------
+
+
+def test_reported_results_are_checked_against_the_graders_own_registry():
+    from sockserver_lib.grade import Submission, _result_from
+
+    first, second, *rest = EX10_TESTS
+    events = [
+        {"grading": "ex10"},
+        {"test": {"name": first, "status": "passed", "points": 100, "max_points": 100}},
+        {"test": {"name": first, "status": "passed", "points": 1, "max_points": 1}},  # again
+        {"test": {"name": "bonus", "status": "passed", "points": 50, "max_points": 0}},
+        {"test": {"name": second, "status": "failed", "points": 1, "max_points": 1}},
+        {"test": "not even a dict"},
+        {"done": True},
+    ]
+    result = _result_from(Submission(Path("ex10.ipynb"), "ex10"), events)
+    assert [test.name for test in result.tests] == [first, second, *rest]
+    assert (result.points, result.total) == (1, len(EX10_TESTS))
+    assert {test.status for test in result.tests[2:]} == {grading.MISSING}
