@@ -22,6 +22,11 @@ and when it ends, for whatever reason, its whole process group is killed,
 servers it forked included.  (A process that leaves the group on purpose,
 with setsid(), escapes: grade untrusted code in a container.)
 
+Submissions are graded ``--jobs`` at a time, each result journaled as it
+comes (``--journal``, ``--resume``; see sockserver_lib.grade_class, which
+also decides which files are graded).  A cell still running after
+``--cell-timeout`` seconds is stopped, and the next cells run.
+
 The exercise is read from the notebook's metadata (``sockserver.exercise``,
 set by tools/make_exercises.py), else from the file name (``ex04_...``).
 Prints a table (submission, exercise, test, points, result), optionally
@@ -43,12 +48,13 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import types
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import grading
+from . import grade_class, grading
 from .grading import EXERCISES, Result, TestResult
 
 #: Seconds a whole submission may take (its cells and its tests).
@@ -57,6 +63,9 @@ DEFAULT_TIMEOUT = 120.0
 TRY_IT_TAG = "try-it"
 #: Seconds a worker asked to stop (SIGTERM) gets to stop its running test.
 STOP_GRACE = 2.0
+#: Seconds one code cell may run before it is interrupted (0: no limit), as
+#: nbgrader's per-cell timeout: a cell that waits forever costs this, not the notebook.
+DEFAULT_CELL_TIMEOUT = 30.0
 #: Megabytes of address space a submission may use (0: no limit); generous,
 #: because every thread reserves its stack.
 DEFAULT_MEMORY_LIMIT_MB = 2048
@@ -87,25 +96,68 @@ def main(argv: list[str] | None = None) -> int:
     if options.worker:
         limit_resources(options.memory_limit, options.file_size_limit)
         return _work(Path(options.paths[0]), Path(options.worker), options.exercise,
-                     options.test_timeout)
+                     options.test_timeout, options.cell_timeout)
     submissions = [Submission(path) for path in find_notebooks(options.paths)]
     if not submissions:
         print("no notebooks found in " + " ".join(options.paths), file=sys.stderr)
         return 2
-    limits = Limits(options.test_timeout, options.memory_limit, options.file_size_limit)
-    for submission in submissions:
-        grade_submission(submission, options.timeout, limits)
+    limits = Limits(test_timeout=options.test_timeout, cell_timeout=options.cell_timeout,
+                    memory_mb=options.memory_limit, file_size_mb=options.file_size_limit)
+    try:
+        _grade_all(submissions, options, limits)
+    except KeyboardInterrupt:
+        print(f"\ninterrupted: every worker was stopped; the finished results are in "
+              f"{options.journal}: run again with --resume to grade the rest", file=sys.stderr)
+        return 130
+    _report(submissions, options.csv)
+    return 0
+
+
+def _grade_all(submissions: list, options: argparse.Namespace, limits: Limits) -> None:
+    """Grade what grade_class.choose() keeps, in parallel, journaling each result."""
+    journal = grade_class.Journal(options.journal)
+    recorded = journal.start(options.resume)
+    roots = [Path(path) for path in options.paths if Path(path).is_dir()]
+    chosen = grade_class.choose(submissions, _exercise_names, roots)
+    todo = [s for s in chosen if not grade_class.restore(s, recorded.get(str(s.path)))]
+    if len(todo) < len(chosen):
+        print(f"resumed: {len(chosen) - len(todo)} result(s) taken from {options.journal}",
+              file=sys.stderr)
+    counted = iter(range(1, len(todo) + 1))
+
+    def done(submission: Submission) -> None:
+        journal.add(submission)
+        result = submission.result
+        print(f"[{next(counted)}/{len(todo)}] {printable(submission.path)}: "
+              f"{result.points}/{result.total} points", file=sys.stderr, flush=True)
+
+    grade_class.grade_class(todo, lambda s: grade_submission(s, options.timeout, limits),
+                            options.jobs, done, stop_all_workers)
+
+
+def _exercise_names(path: Path) -> tuple:
+    """(the exercise its metadata names, the exercise its file name names), either None."""
+    try:
+        notebook = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        notebook = {}
+    declared = identify_exercise(notebook, Path("no-name")) if isinstance(notebook, dict) else None
+    match = _EXERCISE_IN_NAME.search(path.name)
+    return declared, match.group(1) if match else None
+
+
+def _report(submissions: list, csv_path: str | None) -> None:
+    """The notes, the table, the CSV if asked, and the total."""
     rows = list(table_rows(submissions))
     for submission in submissions:
         for note in submission.notes:
             print(f"note: {printable(submission.path)}: {note}")
     print_table(rows)
-    if options.csv:
-        write_csv(options.csv, rows)
+    if csv_path:
+        write_csv(csv_path, rows)
     points = sum(s.result.points for s in submissions if s.result)
     total = sum(s.result.total for s in submissions if s.result)
     print(f"total: {points}/{total} points")
-    return 0
 
 
 def _parse(argv: list[str] | None) -> argparse.Namespace:
@@ -121,6 +173,11 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--test-timeout", type=float, default=grading.TEST_TIME_LIMIT,
                         metavar="SECONDS",
                         help=f"time limit per test (default {grading.TEST_TIME_LIMIT:g})")
+    parser.add_argument("--cell-timeout", type=float, default=DEFAULT_CELL_TIMEOUT,
+                        metavar="SECONDS",
+                        help="time limit per code cell: a cell still running then is stopped, "
+                             "noted, and the next cells run; 0: none (default "
+                             f"{DEFAULT_CELL_TIMEOUT:g})")
     parser.add_argument("--memory-limit", type=int, default=DEFAULT_MEMORY_LIMIT_MB,
                         metavar="MB",
                         help="address space per submission, in megabytes, where the "
@@ -130,6 +187,16 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
                         metavar="MB",
                         help="largest file a submission may write, in megabytes; 0: none "
                              f"(default {DEFAULT_FILE_SIZE_LIMIT_MB})")
+    parser.add_argument("--jobs", type=int, default=grade_class.default_jobs(), metavar="N",
+                        help="grade N submissions at once (default: the usable cores, "
+                             f"{grade_class.default_jobs()} here)")
+    parser.add_argument("--journal", default=grade_class.DEFAULT_JOURNAL, metavar="FILE",
+                        help="append each finished result to FILE as it comes, so that an "
+                             "interrupted run loses nothing (default: "
+                             f"{grade_class.DEFAULT_JOURNAL} in the current folder)")
+    parser.add_argument("--resume", action="store_true",
+                        help="take the results of files unchanged since --journal recorded "
+                             "them instead of grading them again")
     parser.add_argument("--worker", help=argparse.SUPPRESS)  # internal: progress file
     parser.add_argument("--exercise", help=argparse.SUPPRESS)  # internal
     return parser.parse_args(argv)
@@ -154,9 +221,11 @@ def find_notebooks(paths: Iterable[str]) -> Iterator[Path]:
 
 @dataclass(frozen=True)
 class Limits:
-    """What one submission may use: seconds per test, megabytes of memory and per file."""
+    """What one submission may use: seconds per test and per cell, megabytes of memory and
+    per file."""
 
     test_timeout: float = grading.TEST_TIME_LIMIT
+    cell_timeout: float = DEFAULT_CELL_TIMEOUT
     memory_mb: int = DEFAULT_MEMORY_LIMIT_MB
     file_size_mb: int = DEFAULT_FILE_SIZE_LIMIT_MB
 
@@ -258,6 +327,7 @@ def _run_worker(submission: Submission, timeout: float, limits: Limits) -> list[
             sys.executable, "-m", "sockserver_lib.grade", str(submission.path.resolve()),
             "--worker", str(progress), "--exercise", submission.exercise,
             "--test-timeout", str(limits.test_timeout),
+            "--cell-timeout", str(limits.cell_timeout),
             "--memory-limit", str(limits.memory_mb),
             "--file-size-limit", str(limits.file_size_mb),
         ]
@@ -275,6 +345,8 @@ def _run_worker(submission: Submission, timeout: float, limits: Limits) -> list[
                 command, cwd=folder, env=environment, stdin=subprocess.DEVNULL,
                 stdout=output, stderr=subprocess.STDOUT, start_new_session=True,
             )
+            with _RUNNING_LOCK:
+                _RUNNING.add(process)
             try:
                 process.wait(timeout)
                 ending = {"exit": process.returncode}
@@ -282,12 +354,28 @@ def _run_worker(submission: Submission, timeout: float, limits: Limits) -> list[
                 ending = {"timeout": timeout}
             finally:
                 _stop(process)
+                with _RUNNING_LOCK:
+                    _RUNNING.discard(process)
             mine, others = _events_of(process.pid, events.read())
         if others:
             submission.notes.append(
                 f"results reported by {len(others)} other process(es) were ignored: the "
                 "notebook forked, and only the grader's own worker is counted")
         return [*mine, ending]
+
+
+#: The workers running now (several when submissions are graded in parallel).
+_RUNNING: set = set()
+_RUNNING_LOCK = threading.Lock()
+
+
+def stop_all_workers() -> None:
+    """Stop every running worker and all it started (on Ctrl-C: they are in sessions of
+    their own, which the terminal's Ctrl-C does not reach)."""
+    with _RUNNING_LOCK:
+        running = list(_RUNNING)
+    for process in running:
+        _stop(process)
 
 
 def _stop(process: subprocess.Popen) -> None:
@@ -405,7 +493,8 @@ def _zero(exercise: str, proven: list[TestResult], status: str, reason: str) -> 
 # The worker: runs in the submission's own process
 
 
-def _work(notebook_path: Path, progress_path: Path, exercise: str, test_timeout: float) -> int:
+def _work(notebook_path: Path, progress_path: Path, exercise: str, test_timeout: float,
+          cell_timeout: float = DEFAULT_CELL_TIMEOUT) -> int:
     """Run the notebook's code cells, then grade; report events as JSON lines."""
     signal.signal(signal.SIGTERM, _stop_now)
     worker = os.getpid()
@@ -419,7 +508,7 @@ def _work(notebook_path: Path, progress_path: Path, exercise: str, test_timeout:
         namespace = _fresh_main_module().__dict__
         untouched = grader_fingerprint()
         for number, source in _code_cells(notebook):
-            _run_cell(number, source, namespace, report)
+            _run_cell(number, source, namespace, report, cell_timeout)
         if os.getpid() != worker:  # a cell forked and this is the child: it grades nothing
             os._exit(0)
         changed = _changed(untouched, grader_fingerprint())
@@ -530,7 +619,33 @@ def _code_cells(notebook: dict) -> Iterator[tuple[int, str]]:
             yield number, source if isinstance(source, str) else "".join(source)
 
 
-def _run_cell(number: int, source: str, namespace: dict, report) -> None:
+class CellTimeout(BaseException):
+    """Raised in a cell that ran past the per-cell limit (a BaseException, so that a
+    cell's ``except Exception`` does not swallow it)."""
+
+
+def _interrupt_cell(signal_number: int, frame: object) -> None:
+    raise CellTimeout
+
+
+@contextlib.contextmanager
+def _cell_time_limit(seconds: float) -> Iterator[None]:
+    """Raise CellTimeout in this (the main) thread after *seconds*; no limit if 0 or
+    where there is no SIGALRM (Windows: the whole-notebook limit still holds)."""
+    if seconds <= 0 or not hasattr(signal, "setitimer"):
+        yield
+        return
+    previous = signal.signal(signal.SIGALRM, _interrupt_cell)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+
+
+def _run_cell(number: int, source: str, namespace: dict, report,
+              time_limit: float = DEFAULT_CELL_TIMEOUT) -> None:
     first_line = next((line.strip() for line in source.splitlines() if line.strip()), "")
     report({"cell": number, "line": first_line[:80]})
     if source.lstrip().startswith("%%"):
@@ -542,7 +657,11 @@ def _run_cell(number: int, source: str, namespace: dict, report) -> None:
     filename = f"<cell {number}>"
     linecache.cache[filename] = (len(code), None, code.splitlines(True), filename)
     try:
-        exec(compile(code, filename, "exec"), namespace)
+        with _cell_time_limit(time_limit):
+            exec(compile(code, filename, "exec"), namespace)
+    except CellTimeout:
+        report({"cell_error": f"cell {number} was stopped after {time_limit:g} s (the "
+                              "per-cell limit, --cell-timeout); the next cells still ran"})
     except BaseException as error:  # noqa: B036 -- the next cells still run
         report({"cell_error": f"cell {number} raised {type(error).__name__}: {error}"})
 

@@ -15,6 +15,7 @@ import select
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
 from pathlib import Path
 
@@ -50,10 +51,12 @@ PARTIAL_EXPECTED = {
 # --- The batch grader on real notebooks -----------------------------------
 
 def run_grader(*arguments: str, timeout: float = 110) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "sockserver_lib.grade", *arguments],
-        cwd=REPO, capture_output=True, text=True, timeout=timeout,
-    )
+    with tempfile.TemporaryDirectory() as books:  # its journal: not in the checkout
+        return subprocess.run(
+            [sys.executable, "-m", "sockserver_lib.grade", *arguments,
+             "--journal", os.path.join(books, "journal.jsonl")],
+            cwd=REPO, capture_output=True, text=True, timeout=timeout,
+        )
 
 
 def grade_to_csv(tmp_path_factory, *arguments: str) -> tuple[subprocess.CompletedProcess, list]:

@@ -4,7 +4,8 @@ One run of the batch grader on a class folder: a good submission next to
 the bad ones of tests/data/unsafe (see its README) -- one that allocates
 without bound, one that forks a server (which ignores SIGTERM) and then
 ends its own process, one that leaves temporary files and a Unix socket
-behind, one that hangs in a single test, one that prints without end, one
+behind, one that hangs in a single test, one whose cell never returns, one
+that prints without end, one
 that forks and lets both processes carry on, one that deletes its working
 folder and the grader's results file, one that patches the grader, and the
 good one again under a file name that is not UTF-8.  The run completes,
@@ -78,7 +79,8 @@ def class_run(tmp_path_factory):
     table = tmp_path_factory.mktemp("grades") / "grades.csv"
     completed = subprocess.run(
         [sys.executable, "-m", "sockserver_lib.grade", str(folder), "--csv", str(table),
-         "--timeout", "30", "--test-timeout", str(TEST_TIMEOUT),
+         "--timeout", "30", "--test-timeout", str(TEST_TIMEOUT), "--cell-timeout", "2",
+         "--journal", str(table.with_suffix(".jsonl")),
          "--memory-limit", str(MEMORY_MB), "--file-size-limit", str(FILE_MB)],
         cwd=REPO, capture_output=True, text=True, timeout=110,
         env={**os.environ, "TMPDIR": str(temporary)},
@@ -103,7 +105,7 @@ def test_the_run_completes_and_grades_every_submission(class_run):
     assert sorted(rows) == sorted(expected)
     for graded in rows.values():
         assert [row["test"] for row in graded] == EX10_TESTS
-    total = "total: 39/50 points" if NOT_UTF8_SHOWN in rows else "total: 34/45 points"
+    total = "total: 44/55 points" if NOT_UTF8_SHOWN in rows else "total: 39/50 points"
     assert completed.stdout.rstrip().splitlines()[-1] == total
     assert sum(points(rows[GOOD]).values()) == 5
 
@@ -238,6 +240,14 @@ def test_the_grader_documents_its_limits():
                            capture_output=True, text=True, timeout=30, cwd=REPO).stdout
     for option in ("--timeout", "--test-timeout", "--memory-limit", "--file-size-limit"):
         assert option in shown
+
+
+@pytest.mark.timeout(120)
+def test_a_cell_that_never_returns_is_stopped_and_the_next_cells_run(class_run):
+    completed, rows, _ = class_run
+    assert sum(points(rows["ex10_serves_forever_in_a_cell.ipynb"]).values()) == 5
+    assert ("ex10_serves_forever_in_a_cell.ipynb: cell 3 was stopped after 2 s (the per-cell "
+            "limit, --cell-timeout)") in completed.stdout
 
 
 # --- results are the grader's own, whatever the worker's lines claim ------------

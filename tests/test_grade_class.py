@@ -1,0 +1,188 @@
+"""Grading a class (sockserver_lib.grade_class): which files, in parallel, journaled, resumed."""
+
+from __future__ import annotations
+
+import csv
+import os
+import shutil
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import pytest
+from checkout import REPO
+
+from sockserver_lib import grade_class
+from sockserver_lib.grade import Submission
+from sockserver_lib.grading import Result, TestResult
+
+SOLUTIONS, EXERCISES = REPO / "solutions", REPO / "exercises"
+
+
+def names(path: Path) -> tuple:
+    """identify() for tests: the metadata's exercise is the file's first word, its name's
+    the second (e.g. "ex04-ex05.ipynb": metadata ex04, name ex05)."""
+    declared, named = (path.stem.split("-") + [None])[:2]
+    return declared, named or declared
+
+
+def touch(path: Path, when: int) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("{}")
+    os.utime(path, ns=(when, when))
+    return path
+
+
+# --- which files are graded ------------------------------------------------------
+
+
+def test_of_two_files_of_one_exercise_in_a_students_folder_the_newest_is_graded(tmp_path):
+    old = Submission(touch(tmp_path / "alice" / "ex04.ipynb", 1_000))
+    new = Submission(touch(tmp_path / "alice" / "ex04-ex04.ipynb", 2_000))
+    other = Submission(touch(tmp_path / "bob" / "ex04.ipynb", 1_000))
+    chosen = grade_class.choose([old, new, other], names, roots=[tmp_path])
+    assert chosen == [new, other]
+    assert old.notes == ["not graded: ex04-ex04.ipynb is a newer file of ex04 in the same "
+                         "folder, and only the newest is"]
+    assert new.notes == other.notes == []
+
+
+def test_files_directly_in_a_folder_named_on_the_command_line_are_each_graded(tmp_path):
+    flat = [Submission(touch(tmp_path / f"ex04-{n}.ipynb", n)) for n in (1, 2)]
+    assert grade_class.choose(flat, lambda path: ("ex04", None), roots=[tmp_path]) == flat
+
+
+def test_a_name_that_disagrees_with_the_metadata_is_graded_by_the_metadata_with_a_note(tmp_path):
+    submission = Submission(touch(tmp_path / "alice" / "ex04-ex05.ipynb", 1))
+    assert grade_class.choose([submission], names, roots=[tmp_path]) == [submission]
+    assert submission.notes == ["its metadata says ex04 but its name says ex05: graded as "
+                                "ex04, as its metadata says"]
+
+
+# --- the journal ------------------------------------------------------------------
+
+
+def graded(path: Path, points: int) -> Submission:
+    submission = Submission(path, "ex04", notes=["a note"])
+    submission.result = Result("ex04", [TestResult("a", "passed", points, 1, "")], "")
+    return submission
+
+
+def test_the_journal_gives_back_an_unchanged_files_result_and_grades_a_changed_one(tmp_path):
+    path = touch(tmp_path / "ex04.ipynb", 1_000)
+    journal = grade_class.Journal(tmp_path / "journal.jsonl")
+    assert journal.start(resume=False) == {}
+    journal.add(graded(path, 1))
+    records = grade_class.Journal(tmp_path / "journal.jsonl").start(resume=True)
+    again = Submission(path)
+    assert grade_class.restore(again, records[str(path)])
+    assert (again.exercise, again.notes, again.result.points) == ("ex04", ["a note"], 1)
+    touch(path, 2_000)  # handed in again
+    assert not grade_class.restore(Submission(path), records[str(path)])
+
+
+def test_a_new_run_starts_an_empty_journal_and_a_cut_line_is_skipped(tmp_path):
+    journal = grade_class.Journal(tmp_path / "journal.jsonl")
+    journal.start(resume=False)
+    journal.add(graded(touch(tmp_path / "ex04.ipynb", 1), 1))
+    with open(journal.path, "a") as file:
+        file.write('{"path": "cut short')  # a run stopped in the middle of a line
+    assert list(journal.start(resume=True)) == [str(tmp_path / "ex04.ipynb")]
+    assert journal.start(resume=False) == {} and journal.path.read_text() == ""
+
+
+# --- the queue --------------------------------------------------------------------
+
+
+@pytest.mark.timeout(30)
+def test_every_submission_is_graded_once_by_the_jobs_at_once():
+    running, most, lock = [0], [0], threading.Lock()
+    both_running = threading.Barrier(2, timeout=10)
+
+    def grade_one(submission):
+        with lock:
+            running[0] += 1
+            most[0] = max(most[0], running[0])
+        if submission.path.name in ("0", "1"):
+            both_running.wait()  # the first two are graded at the same time
+        with lock:
+            running[0] -= 1
+
+    done = []
+    submissions = [Submission(Path(str(n))) for n in range(6)]
+    grade_class.grade_class(submissions, grade_one, 2, done.append, lambda: None)
+    assert sorted(done, key=lambda s: s.path.name) == submissions
+    assert most[0] == 2
+
+
+@pytest.mark.timeout(30)
+def test_an_interrupted_run_stops_the_workers_and_reports_no_more():
+    stopped = threading.Event()
+
+    def grade_one(submission):
+        if submission.path.name != "0":
+            stopped.wait(10)  # a worker still running, until stop_workers()
+
+    def done(submission):
+        raise KeyboardInterrupt  # Ctrl-C after the first result
+
+    reported = []
+    with pytest.raises(KeyboardInterrupt):
+        grade_class.grade_class([Submission(Path(str(n))) for n in range(4)], grade_one, 2,
+                                lambda s: (reported.append(s), done(s)), stopped.set)
+    assert stopped.is_set() and len(reported) == 1
+
+
+# --- the command ------------------------------------------------------------------
+
+
+def grade(*args: str, cwd: Path) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "sockserver_lib.grade", *args],
+                          capture_output=True, text=True, timeout=200, cwd=cwd)
+
+
+def rows(path: Path) -> list:
+    with open(path, newline="", encoding="utf-8") as file:
+        return sorted(tuple(row.values()) for row in csv.DictReader(file))
+
+
+@pytest.fixture(scope="module")
+def small_class(tmp_path_factory) -> Path:
+    """Two students: a full solution, an untouched exercise, a partial one each."""
+    folder = tmp_path_factory.mktemp("small-class")
+    for student, (solved, untouched) in {"alice": ("ex08", "ex04"),
+                                         "bob": ("ex04", "ex08")}.items():
+        (folder / student).mkdir()
+        for exercise, source in ((solved, SOLUTIONS), (untouched, EXERCISES)):
+            notebook = next(source.glob(f"{exercise}_*.ipynb"))
+            shutil.copy(notebook, folder / student / notebook.name)
+    shutil.copy(REPO / "tests" / "data" / "ex08_partial.ipynb", folder / "carol_ex08.ipynb")
+    return folder
+
+
+@pytest.mark.timeout(240)
+def test_grading_in_parallel_gives_the_same_grades_as_one_at_a_time(small_class, tmp_path):
+    serial = grade(str(small_class), "--jobs", "1", "--csv", "serial.csv", cwd=tmp_path)
+    parallel = grade(str(small_class), "--jobs", "2", "--csv", "parallel.csv", cwd=tmp_path)
+    assert serial.returncode == parallel.returncode == 0, parallel.stderr
+    assert rows(tmp_path / "serial.csv") == rows(tmp_path / "parallel.csv")
+    assert serial.stdout.splitlines()[-1] == parallel.stdout.splitlines()[-1]
+    assert [line.split("]")[0] for line in parallel.stderr.splitlines()] == [
+        f"[{n}/5" for n in range(1, 6)]  # a progress line as each one finishes
+
+
+@pytest.mark.timeout(240)
+def test_a_resumed_run_grades_only_what_the_journal_lacks(small_class, tmp_path):
+    first = grade(str(small_class), "--csv", "first.csv", cwd=tmp_path)
+    assert first.returncode == 0, first.stderr
+    journal = tmp_path / "grading-journal.jsonl"
+    lines = journal.read_text().splitlines()
+    assert len(lines) == 5
+    journal.write_text("\n".join(lines[:3]) + "\n")  # as if stopped after three
+    resumed = grade(str(small_class), "--resume", "--csv", "resumed.csv", cwd=tmp_path)
+    assert resumed.returncode == 0, resumed.stderr
+    assert "resumed: 3 result(s) taken from grading-journal.jsonl" in resumed.stderr
+    assert "[2/2]" in resumed.stderr and "[3/" not in resumed.stderr
+    assert rows(tmp_path / "first.csv") == rows(tmp_path / "resumed.csv")
+    assert len(journal.read_text().splitlines()) == 5
