@@ -186,3 +186,19 @@ def test_a_resumed_run_grades_only_what_the_journal_lacks(small_class, tmp_path)
     assert "[2/2]" in resumed.stderr and "[3/" not in resumed.stderr
     assert rows(tmp_path / "first.csv") == rows(tmp_path / "resumed.csv")
     assert len(journal.read_text().splitlines()) == 5
+
+
+def test_the_class_generator_makes_five_notebooks_per_student_of_every_kind(tmp_path, capsys):
+    sys.path.insert(0, str(REPO / "tools"))
+    import make_class
+
+    assert make_class.main([str(tmp_path / "class"), "--students", "30", "--seed", "7"]) == 0
+    students = sorted((tmp_path / "class").iterdir())
+    assert len(students) == 30
+    notebooks = [path for student in students for path in student.glob("*.ipynb")]
+    assert len(notebooks) <= 30 * make_class.PER_STUDENT
+    written = capsys.readouterr().out.splitlines()[0]
+    for kind in (*make_class.KIND_WEIGHTS, *make_class.KIND_COUNTS):
+        assert f" {kind}" in written, kind
+    with pytest.raises(SystemExit):  # it never writes into a folder that holds something
+        make_class.main([str(tmp_path / "class")])
