@@ -39,7 +39,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import csv
 import json
 import linecache
 import os
@@ -54,7 +53,8 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import grade_class, grading
+from . import grade_class, grade_report, grading
+from .grade_report import COLUMNS, print_table, printable, table_rows, write_csv  # noqa: F401
 from .grading import EXERCISES, Result, TestResult
 
 #: Seconds a whole submission may take (its cells and its tests).
@@ -100,24 +100,29 @@ def main(argv: list[str] | None = None) -> int:
     submissions = [Submission(path) for path in find_notebooks(options.paths)]
     if not submissions:
         print("no notebooks found in " + " ".join(options.paths), file=sys.stderr)
+        if options.gradescope:  # the student sees why their score is 0
+            grade_report.write_gradescope(options.gradescope, [],
+                                          note="no notebook (.ipynb) was found in the submission")
         return 2
     limits = Limits(test_timeout=options.test_timeout, cell_timeout=options.cell_timeout,
                     memory_mb=options.memory_limit, file_size_mb=options.file_size_limit)
+    roots = [Path(path) for path in options.paths if Path(path).is_dir()]
     try:
-        _grade_all(submissions, options, limits)
+        _grade_all(submissions, options, limits, roots)
     except KeyboardInterrupt:
         print(f"\ninterrupted: every worker was stopped; the finished results are in "
               f"{options.journal}: run again with --resume to grade the rest", file=sys.stderr)
         return 130
     _report(submissions, options.csv)
+    _write_reports(submissions, options, roots)
     return 0
 
 
-def _grade_all(submissions: list, options: argparse.Namespace, limits: Limits) -> None:
+def _grade_all(submissions: list, options: argparse.Namespace, limits: Limits,
+               roots: list) -> None:
     """Grade what grade_class.choose() keeps, in parallel, journaling each result."""
     journal = grade_class.Journal(options.journal)
     recorded = journal.start(options.resume)
-    roots = [Path(path) for path in options.paths if Path(path).is_dir()]
     chosen = grade_class.choose(submissions, _exercise_names, roots)
     todo = [s for s in chosen if not grade_class.restore(s, recorded.get(str(s.path)))]
     if len(todo) < len(chosen):
@@ -146,6 +151,17 @@ def _exercise_names(path: Path) -> tuple:
     return declared, match.group(1) if match else None
 
 
+def _write_reports(submissions: list, options: argparse.Namespace, roots: list) -> None:
+    """The files asked for: the gradebook, the feedback, Gradescope's results.json."""
+    if options.gradebook:
+        grade_report.write_gradebook(options.gradebook, submissions, roots)
+    if options.feedback:
+        written = grade_report.write_feedback(options.feedback, submissions, roots)
+        print(f"wrote feedback for {len(written)} student(s) in {options.feedback}")
+    if options.gradescope:
+        grade_report.write_gradescope(options.gradescope, submissions)
+
+
 def _report(submissions: list, csv_path: str | None) -> None:
     """The notes, the table, the CSV if asked, and the total."""
     rows = list(table_rows(submissions))
@@ -168,6 +184,15 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("paths", nargs="+", metavar="PATH",
                         help="a notebook, or a folder searched for *.ipynb")
     parser.add_argument("--csv", metavar="FILE", help="also write the table as CSV to FILE")
+    parser.add_argument("--gradebook", metavar="FILE",
+                        help="also write a gradebook CSV: a row per student (their folder), a "
+                             "column per exercise, a total")
+    parser.add_argument("--feedback", metavar="FOLDER",
+                        help="also write a feedback file per student: points, and each test "
+                             "that did not pass with its message")
+    parser.add_argument("--gradescope", metavar="FILE",
+                        help="also write Gradescope's results.json for what was graded (one "
+                             "student's submission; see python -m sockserver_lib.gradescope)")
     parser.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT, metavar="SECONDS",
                         help=f"time limit per submission (default {DEFAULT_TIMEOUT:g})")
     parser.add_argument("--test-timeout", type=float, default=grading.TEST_TIME_LIMIT,
@@ -676,65 +701,6 @@ def _without_ipython_lines(source: str) -> tuple[str, list[str]]:
             line = line[: len(line) - len(text)] + "pass"
         lines.append(line)
     return "\n".join(lines), skipped
-
-
-# --------------------------------------------------------------------------
-# The table
-
-
-COLUMNS = ("submission", "exercise", "test", "status", "points", "max_points", "message")
-
-
-def table_rows(submissions: Iterable[Submission]) -> Iterator[dict]:
-    """One row per test of each submission."""
-    for submission in submissions:
-        result = submission.result
-        if result is None:
-            continue
-        if not result.tests:
-            yield _row(submission, TestResult("(none)", grading.ERROR, 0, 0, result.note))
-        for test in result.tests:
-            yield _row(submission, test)
-
-
-def printable(path: Path) -> str:
-    """*path* as text that can be printed and written as UTF-8 whatever its bytes
-    (a name from a Windows archive is often not UTF-8): undecodable bytes become \ufffd."""
-    return os.fsencode(path).decode("utf-8", "replace")
-
-
-def _row(submission: Submission, test: TestResult) -> dict:
-    return {
-        "submission": printable(submission.path), "exercise": submission.result.exercise,
-        "test": test.name, "status": test.status, "points": test.points,
-        "max_points": test.max_points, "message": test.message,
-    }
-
-
-def print_table(rows: list[dict]) -> None:
-    """Print *rows* as aligned columns, messages cut to one short line."""
-    shown = [
-        (row["submission"], row["exercise"], row["test"], f"{row['points']}/{row['max_points']}",
-         row["status"] + (": " + _shorten(row["message"]) if row["message"] else ""))
-        for row in rows
-    ]
-    header = ("submission", "exercise", "test", "points", "result")
-    widths = [max(len(line[i]) for line in [header, *shown]) for i in range(4)]
-    for line in [header, *shown]:
-        columns = [cell.ljust(width) for cell, width in zip(line[:4], widths, strict=True)]
-        print("  ".join([*columns, line[4]]))
-
-
-def _shorten(message: str, width: int = 100) -> str:
-    line = " ".join(message.split())
-    return line if len(line) <= width else line[: width - 3] + "..."
-
-
-def write_csv(path: str, rows: list[dict]) -> None:
-    with open(path, "w", newline="", encoding="utf-8") as file:
-        writer = csv.DictWriter(file, fieldnames=COLUMNS)
-        writer.writeheader()
-        writer.writerows(rows)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,93 @@
+"""Build a Gradescope autograder bundle: ``python -m sockserver_lib.gradescope autograder.zip``.
+
+Gradescope grades each submission in a container of its own: upload the zip
+as the assignment's autograder ("Zip file upload"), and every submission is
+graded by this kit's batch grader there, isolated from every other.  The
+zip holds, at its root, as Gradescope's specification asks:
+
+- ``setup.sh``: run once when Gradescope builds the image; installs the kit.
+- ``run_autograder``: run for each submission; grades the notebooks in
+  ``/autograder/submission`` and writes ``/autograder/results/results.json``
+  (a test per graded test, visible to the student, with its message).
+- ``kit/``: the kit itself (sockserver_lib, its pyproject.toml and README).
+
+``run_autograder`` reads the folder it works in from AUTOGRADER_ROOT
+(default /autograder), so the bundle can be tried on any machine with a
+folder laid out as Gradescope lays it out (tests/test_gradescope.py does).
+"""
+
+from __future__ import annotations
+
+import argparse
+import stat
+import sys
+import zipfile
+from pathlib import Path
+
+KIT = Path(__file__).resolve().parent.parent
+#: The kit's files the bundle carries, relative to the checkout.
+KIT_FILES = ("pyproject.toml", "README.md")
+
+SETUP_SH = """\
+#!/usr/bin/env bash
+# Gradescope runs this once, as root, when it builds the autograder's image.
+set -euo pipefail
+apt-get install -y python3 python3-pip
+python3 -m pip install --break-system-packages /autograder/source/kit \\
+  || python3 -m pip install /autograder/source/kit
+"""
+
+RUN_AUTOGRADER = """\
+#!/usr/bin/env bash
+# Gradescope runs this for each submission: grade its notebooks, write results.json.
+set -uo pipefail
+ROOT="${{AUTOGRADER_ROOT:-/autograder}}"
+cd "$ROOT"
+mkdir -p "$ROOT/results"
+export PYTHONPATH="$ROOT/source/kit${{PYTHONPATH:+:$PYTHONPATH}}"
+python3 -m sockserver_lib.grade "$ROOT/submission" \\
+  --gradescope "$ROOT/results/results.json" \\
+  --journal "$(mktemp -d)/journal.jsonl" --jobs 1 {options}
+"""
+
+
+def bundle_files(grade_options: str = "") -> dict:
+    """{name in the zip: (bytes, executable)} of the bundle."""
+    files = {
+        "setup.sh": (SETUP_SH.encode(), True),
+        "run_autograder": (RUN_AUTOGRADER.format(options=grade_options).encode(), True),
+    }
+    for name in KIT_FILES:
+        files[f"kit/{name}"] = ((KIT / name).read_bytes(), False)
+    for path in sorted((KIT / "sockserver_lib").rglob("*.py")):
+        files[f"kit/{path.relative_to(KIT).as_posix()}"] = (path.read_bytes(), False)
+    return files
+
+
+def build(out: str | Path, grade_options: str = "") -> Path:
+    """Write the bundle to *out*; scripts are executable (mode 755) in the zip."""
+    out = Path(out)
+    with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as bundle:
+        for name, (data, executable) in bundle_files(grade_options).items():
+            info = zipfile.ZipInfo(name, date_time=(2026, 1, 1, 0, 0, 0))
+            mode = 0o755 if executable else 0o644
+            info.external_attr = (stat.S_IFREG | mode) << 16
+            info.compress_type = zipfile.ZIP_DEFLATED
+            bundle.writestr(info, data)
+    return out
+
+
+def main(argv: list | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m sockserver_lib.gradescope",
+                                     description=__doc__.split("\n\n")[1])
+    parser.add_argument("out", metavar="ZIP", help="where to write the bundle, e.g. autograder.zip")
+    parser.add_argument("--grade-options", default="", metavar="OPTIONS",
+                        help='extra options for the grader, e.g. "--timeout 300"')
+    options = parser.parse_args(argv)
+    path = build(options.out, options.grade_options)
+    print(f"wrote {path}: upload it as the assignment's autograder on Gradescope")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
