@@ -115,6 +115,9 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     _report(submissions, options.csv)
     _write_reports(submissions, options, roots)
+    if options.require_all and not all(s.result and s.result.points == s.result.total > 0
+                                       for s in submissions):
+        return 1
     return 0
 
 
@@ -193,6 +196,10 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--gradescope", metavar="FILE",
                         help="also write Gradescope's results.json for what was graded (one "
                              "student's submission; see python -m sockserver_lib.gradescope)")
+    parser.add_argument("--require-all", action="store_true",
+                        help="exit with status 1 unless every notebook earned all its points "
+                             "(for CI and GitHub Classroom, which award points to a command "
+                             "that succeeds)")
     parser.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT, metavar="SECONDS",
                         help=f"time limit per submission (default {DEFAULT_TIMEOUT:g})")
     parser.add_argument("--test-timeout", type=float, default=grading.TEST_TIME_LIMIT,

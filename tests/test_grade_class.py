@@ -202,3 +202,11 @@ def test_the_class_generator_makes_five_notebooks_per_student_of_every_kind(tmp_
         assert f" {kind}" in written, kind
     with pytest.raises(SystemExit):  # it never writes into a folder that holds something
         make_class.main([str(tmp_path / "class")])
+
+
+@pytest.mark.timeout(120)
+def test_require_all_fails_the_command_unless_every_point_was_earned(tmp_path):
+    full = grade(str(SOLUTIONS / "ex10_access_control.ipynb"), "--require-all", cwd=tmp_path)
+    none = grade(str(EXERCISES / "ex10_access_control.ipynb"), "--require-all", cwd=tmp_path)
+    without = grade(str(EXERCISES / "ex10_access_control.ipynb"), cwd=tmp_path)
+    assert (full.returncode, none.returncode, without.returncode) == (0, 1, 0), none.stderr
