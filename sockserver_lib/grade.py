@@ -39,6 +39,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import importlib.util
 import json
 import linecache
 import os
@@ -93,6 +94,14 @@ class Submission:
 
 def main(argv: list[str] | None = None) -> int:
     options = _parse(argv)
+    if options.extra_tests:
+        try:
+            added = load_extra_tests(options.extra_tests)
+        except (OSError, ValueError, SyntaxError, ImportError) as error:
+            print(f"--extra-tests {options.extra_tests}: {error}", file=sys.stderr)
+            return 2
+        if not options.worker:
+            print(f"extra tests: {added}", file=sys.stderr)
     if options.worker:
         limit_resources(options.memory_limit, options.file_size_limit)
         return _work(Path(options.paths[0]), Path(options.worker), options.exercise,
@@ -121,6 +130,30 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
+def load_extra_tests(folder: str) -> str:
+    """Import every ``*.py`` in *folder* and add its EXTRA_TESTS to the exercises.
+
+    Returns what was added ("ex10: 1 test"); raises ValueError saying what
+    is wrong with a module.
+    """
+    modules = sorted(Path(folder).glob("*.py"))
+    if not modules:
+        raise ValueError("no *.py module in that folder")
+    added: dict = {}
+    for path in modules:
+        spec = importlib.util.spec_from_file_location(f"sockserver_extra_tests.{path.stem}", path)
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[spec.name] = module  # the tests' classes must be found again by name
+        spec.loader.exec_module(module)
+        extra = getattr(module, "EXTRA_TESTS", None)
+        if not isinstance(extra, dict):
+            raise ValueError(f"{path.name} defines no EXTRA_TESTS = {{exercise: [Test, ...]}}")
+        for exercise, tests in extra.items():
+            grading.add_tests(exercise, tests)
+            added[exercise] = added.get(exercise, 0) + len(tests)
+    return ", ".join(f"{exercise}: {count} test(s)" for exercise, count in added.items())
+
+
 def _grade_all(submissions: list, options: argparse.Namespace, limits: Limits,
                roots: list) -> None:
     """Grade what grade_class.choose() keeps, in parallel, journaling each result."""
@@ -139,8 +172,9 @@ def _grade_all(submissions: list, options: argparse.Namespace, limits: Limits,
         print(f"[{next(counted)}/{len(todo)}] {printable(submission.path)}: "
               f"{result.points}/{result.total} points", file=sys.stderr, flush=True)
 
-    grade_class.grade_class(todo, lambda s: grade_submission(s, options.timeout, limits),
-                            options.jobs, done, stop_all_workers)
+    grade_class.grade_class(
+        todo, lambda s: grade_submission(s, options.timeout, limits, options.extra_tests),
+        options.jobs, done, stop_all_workers)
 
 
 def _exercise_names(path: Path) -> tuple:
@@ -229,6 +263,9 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--resume", action="store_true",
                         help="take the results of files unchanged since --journal recorded "
                              "them instead of grading them again")
+    parser.add_argument("--extra-tests", metavar="FOLDER",
+                        help="also grade with the instructor-only tests of every *.py in FOLDER "
+                             "(each defines EXTRA_TESTS; see tests/data/extra_tests)")
     parser.add_argument("--worker", help=argparse.SUPPRESS)  # internal: progress file
     parser.add_argument("--exercise", help=argparse.SUPPRESS)  # internal
     return parser.parse_args(argv)
@@ -294,8 +331,13 @@ def limit_resources(memory_mb: int, file_size_mb: int) -> list[str]:
     return applied
 
 
-def grade_submission(submission: Submission, timeout: float, limits: Limits = Limits()) -> None:
-    """Fill in *submission*'s exercise and result; never raises."""
+def grade_submission(submission: Submission, timeout: float, limits: Limits = Limits(),
+                     extra_tests: str | None = None) -> None:
+    """Fill in *submission*'s exercise and result; never raises.
+
+    *extra_tests*: the folder of instructor-only tests (load_extra_tests()),
+    which the worker loads too.
+    """
     try:
         notebook = json.loads(submission.path.read_text(encoding="utf-8"))
         problem = _invalid_notebook(notebook)
@@ -313,7 +355,7 @@ def grade_submission(submission: Submission, timeout: float, limits: Limits = Li
     if problem:
         submission.result = _zero(submission.exercise, [], grading.INVALID, problem)
         return
-    events = _run_worker(submission, timeout, limits)
+    events = _run_worker(submission, timeout, limits, extra_tests)
     submission.result = _result_from(submission, events)
 
 
@@ -338,7 +380,8 @@ def _invalid_notebook(notebook: object) -> str | None:
     return None
 
 
-def _run_worker(submission: Submission, timeout: float, limits: Limits) -> list[dict]:
+def _run_worker(submission: Submission, timeout: float, limits: Limits,
+                extra_tests: str | None = None) -> list[dict]:
     """Run the worker on *submission*; return the events its own process reported.
 
     The worker runs in a folder of its own, also its TMPDIR, removed
@@ -362,6 +405,7 @@ def _run_worker(submission: Submission, timeout: float, limits: Limits) -> list[
             "--cell-timeout", str(limits.cell_timeout),
             "--memory-limit", str(limits.memory_mb),
             "--file-size-limit", str(limits.file_size_mb),
+            *(["--extra-tests", str(Path(extra_tests).resolve())] if extra_tests else []),
         ]
         environment = {
             **os.environ, grading.BATCH_ENVIRONMENT_VARIABLE: "1",

@@ -38,6 +38,7 @@ registry (``EXERCISES``) and ``grade()``.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import errno
 import functools
 import inspect
@@ -54,7 +55,7 @@ import time
 import traceback
 import types
 import warnings
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -1767,3 +1768,22 @@ def _registry() -> dict[str, Exercise]:
 
 #: Every exercise by id, in order.
 EXERCISES: dict[str, Exercise] = _registry()
+
+
+def add_tests(exercise: str, tests: Iterable[Test]) -> None:
+    """Add *tests* to *exercise*, graded like its own (the grader's ``--extra-tests``).
+
+    ValueError, saying what to change, for an unknown exercise or a test
+    name the exercise already has.
+    """
+    if exercise not in EXERCISES:
+        raise ValueError(f"unknown exercise {exercise!r}; the exercises are "
+                         f"{', '.join(EXERCISES)}")
+    spec = EXERCISES[exercise]
+    added = tuple(tests)
+    names = [test.name for test in (*spec.tests, *added)]
+    twice = sorted({name for name in names if names.count(name) > 1})
+    if twice:
+        raise ValueError(f"{exercise} would have two tests named {', '.join(twice)}: "
+                         "rename the extra test")
+    EXERCISES[exercise] = dataclasses.replace(spec, tests=(*spec.tests, *added))

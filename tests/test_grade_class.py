@@ -210,3 +210,39 @@ def test_require_all_fails_the_command_unless_every_point_was_earned(tmp_path):
     none = grade(str(EXERCISES / "ex10_access_control.ipynb"), "--require-all", cwd=tmp_path)
     without = grade(str(EXERCISES / "ex10_access_control.ipynb"), cwd=tmp_path)
     assert (full.returncode, none.returncode, without.returncode) == (0, 1, 0), none.stderr
+
+
+# --- instructor-only tests ----------------------------------------------------------
+
+EXTRA = REPO / "tests" / "data" / "extra_tests"
+
+
+@pytest.mark.timeout(120)
+def test_extra_tests_are_graded_and_counted_like_the_exercises_own(tmp_path):
+    done = grade(str(SOLUTIONS / "ex10_access_control.ipynb"),
+                 str(EXERCISES / "ex10_access_control.ipynb"),
+                 "--extra-tests", str(EXTRA), "--csv", "grades.csv", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert "extra tests: ex10: 1 test(s)" in done.stderr
+    graded = rows(tmp_path / "grades.csv")
+    extra = [row for row in graded if row[2] == "single_address_allowed"]
+    assert [(Path(row[0]).parent.name, row[3], row[4]) for row in sorted(extra)] == [
+        ("exercises", "not implemented", "0"), ("solutions", "passed", "1")]
+    assert done.stdout.splitlines()[-1] == "total: 6/12 points"  # 5 + 1 each
+
+
+@pytest.mark.timeout(60)
+def test_a_bad_extra_tests_folder_is_refused_with_what_to_change(tmp_path):
+    (tmp_path / "empty").mkdir()
+    assert "no *.py module" in grade(str(SOLUTIONS), "--extra-tests", str(tmp_path / "empty"),
+                                     cwd=tmp_path).stderr
+    (tmp_path / "none").mkdir()
+    (tmp_path / "none" / "tests.py").write_text("X = 1\n")
+    refused = grade(str(SOLUTIONS), "--extra-tests", str(tmp_path / "none"), cwd=tmp_path)
+    assert refused.returncode == 2 and "tests.py defines no EXTRA_TESTS" in refused.stderr
+    (tmp_path / "twice").mkdir()
+    (tmp_path / "twice" / "tests.py").write_text(
+        "from sockserver_lib.grading import Test\n"
+        "EXTRA_TESTS = {'ex10': [Test('threading_server', lambda students: None)]}\n")
+    twice = grade(str(SOLUTIONS), "--extra-tests", str(tmp_path / "twice"), cwd=tmp_path)
+    assert twice.returncode == 2 and "two tests named threading_server" in twice.stderr
