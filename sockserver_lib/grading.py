@@ -41,6 +41,7 @@ import contextlib
 import dataclasses
 import errno
 import functools
+import importlib.util
 import inspect
 import io
 import json
@@ -57,6 +58,7 @@ import types
 import warnings
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import sockserver_lib
@@ -1787,3 +1789,27 @@ def add_tests(exercise: str, tests: Iterable[Test]) -> None:
         raise ValueError(f"{exercise} would have two tests named {', '.join(twice)}: "
                          "rename the extra test")
     EXERCISES[exercise] = dataclasses.replace(spec, tests=(*spec.tests, *added))
+
+
+def load_extra_tests(folder: str) -> str:
+    """Import every ``*.py`` in *folder* and add its EXTRA_TESTS to the exercises.
+
+    Returns what was added ("ex10: 1 test"); raises ValueError saying what
+    is wrong with a module.
+    """
+    modules = sorted(Path(folder).glob("*.py"))
+    if not modules:
+        raise ValueError("no *.py module in that folder")
+    added: dict = {}
+    for path in modules:
+        spec = importlib.util.spec_from_file_location(f"sockserver_extra_tests.{path.stem}", path)
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[spec.name] = module  # the tests' classes must be found again by name
+        spec.loader.exec_module(module)
+        extra = getattr(module, "EXTRA_TESTS", None)
+        if not isinstance(extra, dict):
+            raise ValueError(f"{path.name} defines no EXTRA_TESTS = {{exercise: [Test, ...]}}")
+        for exercise, tests in extra.items():
+            add_tests(exercise, tests)
+            added[exercise] = added.get(exercise, 0) + len(tests)
+    return ", ".join(f"{exercise}: {count} test(s)" for exercise, count in added.items())
