@@ -246,3 +246,20 @@ def test_a_bad_extra_tests_folder_is_refused_with_what_to_change(tmp_path):
         "EXTRA_TESTS = {'ex10': [Test('threading_server', lambda students: None)]}\n")
     twice = grade(str(SOLUTIONS), "--extra-tests", str(tmp_path / "twice"), cwd=tmp_path)
     assert twice.returncode == 2 and "two tests named threading_server" in twice.stderr
+
+
+def test_the_classroom_workflow_in_docs_is_the_one_the_registry_makes():
+    sys.path.insert(0, str(REPO / "tools"))
+    import make_classroom_workflow
+
+    committed = (REPO / "docs" / "classroom.yml").read_text(encoding="utf-8")
+    assert committed == make_classroom_workflow.workflow(), (
+        "run: python tools/make_classroom_workflow.py > docs/classroom.yml")
+    yaml = pytest.importorskip("yaml")
+    steps = yaml.safe_load(committed)["jobs"]["run-autograding-tests"]["steps"]
+    graders = {step["id"]: step["with"] for step in steps if "id" in step}
+    from sockserver_lib.grading import EXERCISES as REGISTRY
+
+    assert {name: int(given["max-score"]) for name, given in graders.items()} == {
+        name: spec.total for name, spec in REGISTRY.items()}
+    assert all(given["command"].endswith("--require-all") for given in graders.values())
