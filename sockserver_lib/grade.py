@@ -18,8 +18,8 @@ allocation beyond it raises MemoryError in the cell or test) and a limit on
 the size of any file written (``--file-size-limit``: a write beyond it
 fails); the submission runs in a temporary folder that is also its TMPDIR,
 removed afterwards with every file and Unix socket the submission left;
-and when it ends, for whatever reason, its whole process group is killed,
-servers it forked included.  (A process that leaves the group on purpose,
+and when it ends, for whatever reason, its whole session is killed (its
+process group, servers it forked and the process groups its tests ran in).  (A process that leaves the group on purpose,
 with setsid(), escapes: grade untrusted code in a container.)
 
 Submissions are graded ``--jobs`` at a time, each result journaled as it
@@ -88,7 +88,7 @@ def main(argv: list[str] | None = None) -> int:
     if options.extra_tests:
         try:
             added = grading.load_extra_tests(options.extra_tests)
-        except (OSError, ValueError, SyntaxError, ImportError) as error:
+        except Exception as error:  # noqa: BLE001 -- the instructor's module: say what failed
             print(f"--extra-tests {options.extra_tests}: {error}", file=sys.stderr)
             return 2
         print(f"extra tests: {added}", file=sys.stderr)
@@ -110,8 +110,9 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     _report(submissions, options.csv)
     _write_reports(submissions, options, roots)
-    if options.require_all and not all(s.result and s.result.points == s.result.total > 0
-                                       for s in submissions):
+    graded = [s for s in submissions if s.result is not None]  # not the older duplicates
+    if options.require_all and not (graded and all(s.result.points == s.result.total > 0
+                                                   for s in graded)):
         return 1
     return 0
 
@@ -121,7 +122,8 @@ def _grade_all(submissions: list, options: argparse.Namespace, limits: Limits,
     """Grade what grade_class.choose() keeps, in parallel, journaling each result."""
     journal = grade_class.Journal(options.journal)
     recorded = journal.start(options.resume)
-    chosen = grade_class.choose(submissions, _exercise_names, roots)
+    # Gradescope's submission folder is one student's: keep only the newest of an exercise
+    chosen = grade_class.choose(submissions, _exercise_names, [] if options.gradescope else roots)
     todo = [s for s in chosen if not grade_class.restore(s, recorded.get(str(s.path)))]
     if len(todo) < len(chosen):
         print(f"resumed: {len(chosen) - len(todo)} result(s) taken from {options.journal}",
@@ -264,8 +266,21 @@ def grade_submission(submission: Submission, timeout: float, limits: Limits = Li
     """Fill in *submission*'s exercise and result; never raises.
 
     *extra_tests*: the folder of instructor-only tests (load_extra_tests()),
-    which the worker loads too.
+    which the worker loads too.  An error of the grader's own (say, no process
+    could be started) scores the submission 0 with the error, so the class
+    run goes on.
     """
+    try:
+        _grade(submission, timeout, limits, extra_tests)
+    except Exception as error:  # noqa: BLE001 -- one submission never stops the class
+        reason = f"not graded: the grader failed ({type(error).__name__}: {error})"
+        exercise = submission.exercise if submission.exercise in EXERCISES else None
+        submission.result = (_zero(exercise, [], grading.ERROR, reason) if exercise
+                             else Result(submission.exercise or "?", note=reason))
+
+
+def _grade(submission: Submission, timeout: float, limits: Limits,
+           extra_tests: str | None) -> None:
     try:
         notebook = json.loads(submission.path.read_text(encoding="utf-8"))
         problem = _invalid_notebook(notebook)
@@ -351,11 +366,9 @@ def _run_worker(submission: Submission, timeout: float, limits: Limits,
             )
             with _RUNNING_LOCK:
                 _RUNNING.add(process)
-            try:
-                process.wait(timeout)
-                ending = {"exit": process.returncode}
-            except subprocess.TimeoutExpired:
-                ending = {"timeout": timeout}
+                stopping = _STOPPING.is_set()
+            try:  # one started just as the run was interrupted is stopped at once
+                ending = {"interrupted": True} if stopping else _wait(process, timeout)
             finally:
                 _stop(process)
                 with _RUNNING_LOCK:
@@ -368,15 +381,27 @@ def _run_worker(submission: Submission, timeout: float, limits: Limits,
         return [*mine, ending]
 
 
+def _wait(process: subprocess.Popen, timeout: float) -> dict:
+    """How the worker ended: ``{"exit": code}``, or ``{"timeout": seconds}``."""
+    try:
+        process.wait(timeout)
+    except subprocess.TimeoutExpired:
+        return {"timeout": timeout}
+    return {"exit": process.returncode}
+
+
 #: The workers running now (several when submissions are graded in parallel).
 _RUNNING: set = set()
 _RUNNING_LOCK = threading.Lock()
+#: Set by stop_all_workers(): a worker started after it is stopped at once.
+_STOPPING = threading.Event()
 
 
 def stop_all_workers() -> None:
     """Stop every running worker and all it started (on Ctrl-C: they are in sessions of
     their own, which the terminal's Ctrl-C does not reach)."""
     with _RUNNING_LOCK:
+        _STOPPING.set()
         running = list(_RUNNING)
     for process in running:
         _stop(process)
@@ -398,7 +423,24 @@ def _stop(process: subprocess.Popen) -> None:
         process.wait(STOP_GRACE)
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(process.pid, signal.SIGKILL)
+    for member in _session_members(process.pid):  # tests run in process groups of their own
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.kill(member, signal.SIGKILL)
     process.wait()
+
+
+def _session_members(session: int) -> list[int]:
+    """The pids in *session* (the worker's, which holds every group it made); [] without
+    /proc.  A process that left the session with setsid() escapes: grade untrusted code
+    in a container."""
+    found = []
+    for entry in os.listdir("/proc") if os.path.isdir("/proc/self") else ():
+        if entry.isdigit():
+            with contextlib.suppress(OSError, ValueError, IndexError):
+                fields = Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()
+                if int(fields[3]) == session:  # state, ppid, pgrp, session
+                    found.append(int(entry))
+    return found
 
 
 def _events_of(worker: int, text: bytes) -> tuple[list[dict], set[int]]:
@@ -410,13 +452,39 @@ def _events_of(worker: int, text: bytes) -> tuple[list[dict], set[int]]:
     for line in text.decode("utf-8", "replace").splitlines():
         with contextlib.suppress(json.JSONDecodeError):
             event = json.loads(line)
-            if not isinstance(event, dict):
+            if not _well_formed(event):
                 continue
             if event.get("pid") == worker:
-                mine.append(event)
+                mine.append(_printable_strings(event))
             else:
                 others.add(event.get("pid"))
     return mine, others
+
+
+#: What each kind of event must hold (the worker's lines may be forged or cut).
+_EVENT_FIELDS = {"cell": {"cell": int, "line": str}, "cell_error": {"cell_error": str},
+                 "grading": {"grading": str}, "test": {"test": dict},
+                 "tampered": {"tampered": str}, "done": {"done": bool}}
+
+
+def _well_formed(event: object) -> bool:
+    """True if *event* is a dict whose kind's fields have the right types."""
+    if not isinstance(event, dict):
+        return False
+    kind = next((kind for kind in _EVENT_FIELDS if kind in event), None)
+    return kind is not None and all(isinstance(event.get(name), kind_of)
+                                    for name, kind_of in _EVENT_FIELDS[kind].items())
+
+
+def _printable_strings(value):
+    """*value* with every string made writable as UTF-8 (lone surrogates replaced)."""
+    if isinstance(value, str):
+        return value.encode("utf-8", "replace").decode("utf-8")
+    if isinstance(value, dict):
+        return {key: _printable_strings(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_printable_strings(item) for item in value]
+    return value
 
 
 def _result_from(submission: Submission, events: list[dict]) -> Result:
@@ -451,7 +519,8 @@ def _registered(exercise: str, reported: object, so_far: list) -> list[TestResul
     """*reported* as a TestResult of *exercise*, with the grader's own points; [] if it is
     not one of the exercise's tests, is reported twice or is malformed."""
     tests = {test.name: test for test in EXERCISES[exercise].tests}
-    if not isinstance(reported, dict) or reported.get("name") not in tests:
+    if not isinstance(reported, dict) or not isinstance(reported.get("name"), str) \
+            or reported["name"] not in tests:
         return []
     if any(done.name == reported["name"] for done in so_far):
         return []
@@ -471,6 +540,9 @@ def _why_unfinished(ending: dict, running_cell: dict | None, tests: list) -> tup
     if "timeout" in ending:
         status = grading.TIMED_OUT
         what = f"did not finish within {ending['timeout']:g} s and was stopped"
+    elif "interrupted" in ending:
+        status = grading.CRASHED
+        what = "was stopped: the grading run was interrupted"
     else:
         status = grading.CRASHED
         what = f"ended (exit code {ending['exit']}) before grading finished"

@@ -26,6 +26,7 @@ import threading
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
+from .grade_report import printable
 from .grading import Result, TestResult
 from .pools import usable_cpu_count
 
@@ -68,7 +69,8 @@ def choose(submissions: list, identify: Callable[[Path], tuple], roots: Iterable
         if kept is submission:
             chosen.append(submission)
         else:
-            submission.notes.append(f"not graded: {kept.path.name} is a newer file of "
+            submission.notes.append(f"not graded: {printable(Path(kept.path.name))} is a newer "
+                                    f"file of "
                                     f"{exercise} in the same folder, and only the newest is")
     return chosen
 
@@ -94,12 +96,15 @@ class Journal:
     def __init__(self, path: str | Path):
         self.path = Path(path)
         self._lock = threading.Lock()
+        self._empty_first = False
 
     def start(self, resume: bool) -> dict:
-        """Begin a run: the records so far if *resume* (by path), else an empty journal."""
+        """Begin a run: the records so far if *resume* (by path); else {} and the journal is
+        emptied when the first result comes (so a run that grades nothing keeps it)."""
         if not resume or not self.path.exists():
-            self.path.write_text("", encoding="utf-8")
+            self._empty_first = True
             return {}
+        self._end_the_last_line()
         records = {}
         for line in self.path.read_text(encoding="utf-8").splitlines():
             try:
@@ -112,10 +117,21 @@ class Journal:
     def add(self, submission) -> None:
         """Append *submission*'s result (thread-safe; flushed to disk at once)."""
         line = json.dumps(_record(submission)) + "\n"
-        with self._lock, open(self.path, "a", encoding="utf-8") as file:
-            file.write(line)
-            file.flush()
-            os.fsync(file.fileno())
+        with self._lock:
+            mode, self._empty_first = ("w" if self._empty_first else "a"), False
+            with open(self.path, mode, encoding="utf-8") as file:
+                file.write(line)
+                file.flush()
+                os.fsync(file.fileno())
+
+    def _end_the_last_line(self) -> None:
+        """End a line cut short by a stopped run, so the next record starts a line."""
+        with open(self.path, "rb+") as file:
+            if not file.seek(0, os.SEEK_END):
+                return  # empty
+            file.seek(-1, os.SEEK_END)
+            if file.read(1) != b"\n":
+                file.write(b"\n")
 
 
 def _stamp(path: Path) -> list:
@@ -180,8 +196,10 @@ def grade_class(submissions: Iterable, grade_one: Callable, jobs: int,
                 submission = waiting.get_nowait()
             except queue.Empty:
                 return
-            grade_one(submission)
-            finished.put(submission)
+            try:
+                grade_one(submission)
+            finally:  # even if it raised: the caller counts on one result per submission
+                finished.put(submission)
 
     threads = [threading.Thread(target=work, name=f"grade-{n}", daemon=True)
                for n in range(max(1, min(jobs, total)))]

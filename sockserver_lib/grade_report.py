@@ -154,9 +154,11 @@ def write_feedback(folder: str, submissions: Iterable, roots: Iterable[Path]) ->
     """One ``<student>.txt`` per student in *folder*; returns the files written."""
     out = Path(folder)
     out.mkdir(parents=True, exist_ok=True)
-    written = []
+    written: list[Path] = []
     for student, graded in by_student(submissions, roots).items():
         path = out / (_safe_file_name(student) + ".txt")
+        while path in written:  # two names that differ only in characters left out
+            path = path.with_name(path.stem + "-again.txt")
         path.write_text(feedback_text(student, graded), encoding="utf-8")
         written.append(path)
     return written

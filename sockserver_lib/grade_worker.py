@@ -107,6 +107,7 @@ def work(notebook_path: Path, progress_path: Path, exercise: str, test_timeout: 
             _run_cell(number, source, namespace, report, cell_timeout)
         if os.getpid() != worker:  # a cell forked and this is the child: it grades nothing
             os._exit(0)
+        _reset_signals()  # whatever the cells did to them
         changed = _changed(untouched, grader_fingerprint())
         if changed:
             report({"tampered": changed})
@@ -154,6 +155,13 @@ def grader_fingerprint() -> dict:
                 for member, inner in vars(value).items():
                     if callable(inner):
                         found[f"{module_name}.{name}.{member}"] = _identity(inner)
+    for name, check in getattr(sys.modules["sockserver_lib.contract"], "CHECKS", {}).items():
+        found[f"contract.CHECKS[{name!r}]"] = (id(check), _identity(getattr(check, "run", None)))
+    for module_name, module in list(sys.modules.items()):
+        if module_name.startswith("sockserver_extra_tests."):
+            for name, value in vars(module).items():
+                if callable(value):
+                    found[f"{module_name}.{name}"] = _identity(value)
     for exercise, spec in grading.EXERCISES.items():
         found[f"EXERCISES[{exercise!r}]"] = (
             id(spec), tuple((id(test), _identity(test.run)) for test in spec.tests))
@@ -178,6 +186,15 @@ def _changed(before: dict, after: dict) -> str:
         return ""
     shown = ", ".join(names[:3]) + (f" and {len(names) - 3} more" if len(names) > 3 else "")
     return f"{shown} replaced or patched"
+
+
+def _reset_signals() -> None:
+    """No cell timer left armed, and SIGTERM stops the running test (a cell may have
+    changed either)."""
+    if hasattr(signal, "setitimer"):
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, signal.SIG_DFL)
+    signal.signal(signal.SIGTERM, _stop_now)
 
 
 def _stop_now(signal_number: int, frame: object) -> None:
@@ -237,7 +254,7 @@ def _cell_time_limit(seconds: float) -> Iterator[None]:
         yield
         return
     previous = signal.signal(signal.SIGALRM, _interrupt_cell)
-    signal.setitimer(signal.ITIMER_REAL, seconds)
+    signal.setitimer(signal.ITIMER_REAL, seconds, 1.0)  # again each second if caught
     try:
         yield
     finally:

@@ -5,15 +5,16 @@ as the assignment's autograder ("Zip file upload"), and every submission is
 graded by this kit's batch grader there, isolated from every other.  The
 zip holds, at its root, as Gradescope's specification asks:
 
-- ``setup.sh``: run once when Gradescope builds the image; installs the kit.
+- ``setup.sh``: run once when Gradescope builds the image; installs Python.
 - ``run_autograder``: run for each submission; grades the notebooks in
   ``/autograder/submission`` and writes ``/autograder/results/results.json``
   (a test per graded test, visible to the student, with its message).
 - ``kit/``: the kit itself (sockserver_lib, its pyproject.toml and README).
 
 ``run_autograder`` reads the folder it works in from AUTOGRADER_ROOT
-(default /autograder), so the bundle can be tried on any machine with a
-folder laid out as Gradescope lays it out (tests/test_gradescope.py does).
+(default /autograder) and the Python to use from PYTHON (default python3),
+so the bundle can be tried on any machine with a folder laid out as
+Gradescope lays it out (tests/test_gradescope.py does).
 """
 
 from __future__ import annotations
@@ -32,9 +33,9 @@ SETUP_SH = """\
 #!/usr/bin/env bash
 # Gradescope runs this once, as root, when it builds the autograder's image.
 set -euo pipefail
-apt-get install -y python3 python3-pip
-python3 -m pip install --break-system-packages /autograder/source/kit \\
-  || python3 -m pip install /autograder/source/kit
+apt-get update
+apt-get install -y python3  # 3.10 or newer; the kit needs nothing else (run_autograder
+                            # finds it in /autograder/source/kit)
 """
 
 RUN_AUTOGRADER = """\
@@ -45,7 +46,7 @@ ROOT="${{AUTOGRADER_ROOT:-/autograder}}"
 cd "$ROOT"
 mkdir -p "$ROOT/results"
 export PYTHONPATH="$ROOT/source/kit${{PYTHONPATH:+:$PYTHONPATH}}"
-python3 -m sockserver_lib.grade "$ROOT/submission" \\
+"${{PYTHON:-python3}}" -m sockserver_lib.grade "$ROOT/submission" \\
   --gradescope "$ROOT/results/results.json" \\
   --journal "$(mktemp -d)/journal.jsonl" --jobs 1 {options}
 """

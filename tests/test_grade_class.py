@@ -82,14 +82,13 @@ def test_the_journal_gives_back_an_unchanged_files_result_and_grades_a_changed_o
     assert not grade_class.restore(Submission(path), records[str(path)])
 
 
-def test_a_new_run_starts_an_empty_journal_and_a_cut_line_is_skipped(tmp_path):
+def test_a_cut_line_is_skipped_when_a_run_resumes(tmp_path):
     journal = grade_class.Journal(tmp_path / "journal.jsonl")
     journal.start(resume=False)
     journal.add(graded(touch(tmp_path / "ex04.ipynb", 1), 1))
     with open(journal.path, "a") as file:
         file.write('{"path": "cut short')  # a run stopped in the middle of a line
     assert list(journal.start(resume=True)) == [str(tmp_path / "ex04.ipynb")]
-    assert journal.start(resume=False) == {} and journal.path.read_text() == ""
 
 
 # --- the queue --------------------------------------------------------------------
@@ -263,3 +262,52 @@ def test_the_classroom_workflow_in_docs_is_the_one_the_registry_makes():
     assert {name: int(given["max-score"]) for name, given in graders.items()} == {
         name: spec.total for name, spec in REGISTRY.items()}
     assert all(given["command"].endswith("--require-all") for given in graders.values())
+
+
+@pytest.mark.timeout(30)
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnhandledThreadExceptionWarning")
+def test_a_grader_error_in_one_submission_does_not_hang_the_run():
+    def grade_one(submission):
+        if submission.path.name == "1":
+            raise RuntimeError("the grader's own bug")
+
+    done = []
+    submissions = [Submission(Path(str(n))) for n in range(4)]
+    grade_class.grade_class(submissions, grade_one, 2, done.append, lambda: None)
+    assert sorted(s.path.name for s in done) == ["0", "1", "2", "3"]  # every one came back
+
+
+def test_grade_submission_turns_a_grader_error_into_a_zero_with_the_reason(monkeypatch,
+                                                                          tmp_path):
+    from sockserver_lib import grade
+
+    def no_process(*args, **kwargs):
+        raise OSError(11, "Resource temporarily unavailable")
+
+    monkeypatch.setattr(grade, "_run_worker", no_process)
+    submission = Submission(SOLUTIONS / "ex10_access_control.ipynb")
+    grade.grade_submission(submission, 10)
+    assert submission.result.points == 0
+    assert "the grader failed (BlockingIOError" in submission.result.tests[0].message
+
+
+def test_a_new_run_empties_the_journal_only_when_its_first_result_comes(tmp_path):
+    journal = grade_class.Journal(tmp_path / "journal.jsonl")
+    journal.path.write_text('{"path": "from the interrupted run"}\n')
+    assert journal.start(resume=False) == {}
+    assert "interrupted run" in journal.path.read_text()  # a run that grades nothing keeps it
+    journal.add(graded(touch(tmp_path / "ex04.ipynb", 1), 1))
+    assert journal.path.read_text().count("\n") == 1 and "interrupted" not in \
+        journal.path.read_text()
+
+
+def test_a_resumed_journal_ends_a_cut_line_before_adding(tmp_path):
+    journal = grade_class.Journal(tmp_path / "journal.jsonl")
+    journal.start(resume=False)
+    journal.add(graded(touch(tmp_path / "a" / "ex04.ipynb", 1), 1))
+    with open(journal.path, "a") as file:
+        file.write('{"path": "cut sh')
+    again = grade_class.Journal(journal.path)
+    assert len(again.start(resume=True)) == 1
+    again.add(graded(touch(tmp_path / "b" / "ex04.ipynb", 2), 1))
+    assert len(grade_class.Journal(journal.path).start(resume=True)) == 2  # nothing glued

@@ -67,3 +67,12 @@ def test_gradescope_results_have_a_test_per_graded_test_and_the_total():
     assert first == {"name": f"ex10: {EXERCISES['ex10'].tests[0].name}", "score": 1,
                      "max_score": 1, "output": "passed", "visibility": "visible"}
     assert "ex10.ipynb: a note" in results["output"]
+
+
+def test_two_students_whose_names_map_to_one_file_name_get_two_feedback_files(tmp_path):
+    root = tmp_path / "class"
+    submissions = [graded(root / "ana lee" / "ex10.ipynb", "ex10", 5),
+                   graded(root / "ana_lee" / "ex10.ipynb", "ex10", 1)]
+    written = grade_report.write_feedback(tmp_path / "feedback", submissions, [root])
+    assert [path.name for path in written] == ["ana_lee.txt", "ana_lee-again.txt"]
+    assert "Feedback for ana lee" in written[0].read_text()

@@ -42,7 +42,7 @@ def autograder(tmp_path: Path, submission: list) -> Path:
 
 
 def run_autograder(root: Path) -> dict:
-    environment = {**os.environ, "AUTOGRADER_ROOT": str(root)}
+    environment = {**os.environ, "AUTOGRADER_ROOT": str(root), "PYTHON": sys.executable}
     environment.pop("PYTHONPATH", None)  # only the bundle's own kit
     done = subprocess.run(["bash", str(root / "run_autograder")], env=environment,
                           capture_output=True, text=True, timeout=200, cwd=root)
@@ -91,3 +91,13 @@ def test_the_command_writes_the_bundle(tmp_path):
                           timeout=60, cwd=tmp_path)
     assert done.returncode == 0, done.stderr
     assert zipfile.is_zipfile(tmp_path / "ag.zip")
+
+
+@pytest.mark.timeout(120)
+def test_two_files_of_one_exercise_in_a_submission_are_graded_once(tmp_path):
+    root = autograder(tmp_path, [REPO / "solutions" / "ex10_access_control.ipynb"])
+    shutil.copy(REPO / "solutions" / "ex10_access_control.ipynb",
+                root / "submission" / "ex10_access_control (1).ipynb")
+    results = run_autograder(root)
+    assert results["score"] == grading.EXERCISES["ex10"].total  # not twice
+    assert "only the newest is" in results["output"]

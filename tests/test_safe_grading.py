@@ -270,3 +270,52 @@ def test_reported_results_are_checked_against_the_graders_own_registry():
     assert [test.name for test in result.tests] == [first, second, *rest]
     assert (result.points, result.total) == (1, len(EX10_TESTS))
     assert {test.status for test in result.tests[2:]} == {grading.MISSING}
+
+
+def test_forged_or_malformed_result_lines_are_skipped_not_fatal():
+    from sockserver_lib.grade import Submission, _events_of, _result_from
+
+    worker = 4242
+    lines = [
+        {"pid": worker, "cell": 1},  # no "line"
+        {"pid": worker, "test": {"name": []}},  # not a name
+        {"pid": worker, "test": "not a dict"},
+        {"pid": worker, "cell_error": "cell 2 raised OSError: caf\udce9"},  # a lone surrogate
+        {"pid": worker, "grading": "ex10"},
+        {"pid": worker, "done": "yes"},  # not a bool
+        {"pid": worker, "done": True},
+    ]
+    import json
+
+    text = "\n".join(json.dumps(line) for line in lines).encode()
+    events, others = _events_of(worker, text)
+    # the shape is checked here; what a test result claims, against the registry below
+    assert [next(iter(set(e) - {"pid"})) for e in events] == ["test", "cell_error", "grading",
+                                                             "done"]
+    submission = Submission(Path("ex10.ipynb"), "ex10")
+    result = _result_from(submission, events)
+    assert result.points == 0 and len(result.tests) == len(EX10_TESTS)
+    assert submission.notes == ["cell 2 raised OSError: caf?"]  # writable as UTF-8
+    assert others == set()
+
+
+@pytest.mark.timeout(120)
+def test_a_notebook_that_patches_the_contract_checks_scores_zero(tmp_path):
+    import json
+
+    notebook = json.loads((REPO / "solutions" / "ex08_threads.ipynb").read_text())
+    patch = ("import dataclasses\nfrom sockserver_lib import contract\n"
+             "for name, found in list(contract.CHECKS.items()):\n"
+             "    contract.CHECKS[name] = dataclasses.replace(found, run=lambda *a, **k: None)\n")
+    notebook["cells"].insert(1, {"cell_type": "code", "execution_count": None, "metadata": {},
+                                 "outputs": [], "source": patch})
+    (tmp_path / "ex08_patched.ipynb").write_text(json.dumps(notebook))
+    done = subprocess.run(
+        [sys.executable, "-m", "sockserver_lib.grade", str(tmp_path / "ex08_patched.ipynb"),
+         "--csv", str(tmp_path / "grades.csv"), "--journal", str(tmp_path / "journal.jsonl")],
+        capture_output=True, text=True, timeout=110, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    with open(tmp_path / "grades.csv", newline="", encoding="utf-8") as file:
+        rows = list(csv.DictReader(file))
+    assert {row["status"] for row in rows} == {grading.TAMPERED}
+    assert "contract.CHECKS[" in rows[0]["message"]
