@@ -19,8 +19,9 @@ the size of any file written (``--file-size-limit``: a write beyond it
 fails); the submission runs in a temporary folder that is also its TMPDIR,
 removed afterwards with every file and Unix socket the submission left;
 and when it ends, for whatever reason, its whole session is killed (its
-process group, servers it forked and the process groups its tests ran in).  (A process that leaves the group on purpose,
-with setsid(), escapes: grade untrusted code in a container.)
+process group, servers it forked, and the process groups its tests ran in).
+(A process that leaves the session on purpose, with setsid(), escapes:
+grade untrusted code in a container.)
 
 Submissions are graded ``--jobs`` at a time, each result journaled as it
 comes (``--journal``, ``--resume``; see sockserver_lib.grade_class, which
