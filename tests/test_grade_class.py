@@ -187,8 +187,9 @@ def test_a_resumed_run_grades_only_what_the_journal_lacks(small_class, tmp_path)
     assert len(journal.read_text().splitlines()) == 5
 
 
-def test_the_class_generator_makes_five_notebooks_per_student_of_every_kind(tmp_path, capsys):
-    sys.path.insert(0, str(REPO / "tools"))
+def test_the_class_generator_makes_five_notebooks_per_student_of_every_kind(tmp_path, capsys,
+                                                                            monkeypatch):
+    monkeypatch.syspath_prepend(str(REPO / "tools"))
     import make_class
 
     assert make_class.main([str(tmp_path / "class"), "--students", "30", "--seed", "7"]) == 0
@@ -247,8 +248,8 @@ def test_a_bad_extra_tests_folder_is_refused_with_what_to_change(tmp_path):
     assert twice.returncode == 2 and "two tests named threading_server" in twice.stderr
 
 
-def test_the_classroom_workflow_in_docs_is_the_one_the_registry_makes():
-    sys.path.insert(0, str(REPO / "tools"))
+def test_the_classroom_workflow_in_docs_is_the_one_the_registry_makes(monkeypatch):
+    monkeypatch.syspath_prepend(str(REPO / "tools"))
     import make_classroom_workflow
 
     committed = (REPO / "docs" / "classroom.yml").read_text(encoding="utf-8")

@@ -11,8 +11,9 @@ eleven, each notebook one of these kinds, drawn with a fixed seed:
 - broken: a file that is not JSON;  - and a few bad ones from tests/data/unsafe:
   a cell that never returns, a fork that carries on, endless output.
 
-The counts of the rare kinds are fixed (KIND_COUNTS), like the class the
-grading issue was measured on; the rest are drawn by KIND_WEIGHTS.
+The rare kinds are placed a fixed number of times (KIND_COUNTS), like the
+class the grading issue was measured on, a few fewer where that student
+already hands in ex10; the rest are drawn by KIND_WEIGHTS.
 Prints how many of each kind it wrote and the points a correct grader gives.
 """
 
