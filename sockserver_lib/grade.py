@@ -105,6 +105,9 @@ def main(argv: list[str] | None = None) -> int:
     roots = [Path(path) for path in options.paths if Path(path).is_dir()]
     try:
         _grade_all(submissions, options, limits, roots)
+    except ValueError as error:  # a journal graded with other settings
+        print(f"cannot resume: {error}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         print(f"\ninterrupted: every worker was stopped; the finished results are in "
               f"{options.journal}: run again with --resume to grade the rest", file=sys.stderr)
@@ -121,7 +124,10 @@ def main(argv: list[str] | None = None) -> int:
 def _grade_all(submissions: list, options: argparse.Namespace, limits: Limits,
                roots: list) -> None:
     """Grade what grade_class.choose() keeps, in parallel, journaling each result."""
-    journal = grade_class.Journal(options.journal)
+    settings = {**vars(limits), "timeout": options.timeout,
+                "extra_tests": str(Path(options.extra_tests).resolve()) if options.extra_tests
+                else None}
+    journal = grade_class.Journal(options.journal, settings)
     recorded = journal.start(options.resume)
     # Gradescope's submission folder is one student's: keep only the newest of an exercise
     chosen = grade_class.choose(submissions, _exercise_names, [] if options.gradescope else roots)

@@ -90,36 +90,50 @@ class Journal:
     """Finished results, one JSON line per submission, appended as each one finishes.
 
     A record holds the file's path, size and modification time, so that a
-    resumed run grades a file again if it has changed since.
+    resumed run grades a file again if it has changed since.  The first line
+    holds the settings the results were graded with (limits, extra tests): a
+    run with other settings cannot resume from it.
     """
 
-    def __init__(self, path: str | Path):
+    def __init__(self, path: str | Path, settings: dict | None = None):
         self.path = Path(path)
+        self.settings = settings or {}
         self._lock = threading.Lock()
         self._empty_first = False
 
     def start(self, resume: bool) -> dict:
         """Begin a run: the records so far if *resume* (by path); else {} and the journal is
-        emptied when the first result comes (so a run that grades nothing keeps it)."""
+        emptied when the first result comes (so a run that grades nothing keeps it).
+
+        ValueError, saying what differs, if the journal was graded with other settings.
+        """
         if not resume or not self.path.exists():
             self._empty_first = True
             return {}
         self._end_the_last_line()
-        records = {}
+        records, settings = {}, None
         for line in self.path.read_text(encoding="utf-8").splitlines():
             try:
                 record = json.loads(line)
-                records[record["path"]] = record
+                if "settings" in record:
+                    settings = record["settings"]
+                else:
+                    records[record["path"]] = record
             except (json.JSONDecodeError, KeyError, TypeError):
                 continue  # a line cut short when the last run was stopped
+        if records and settings != self.settings:
+            raise ValueError(f"{self.path} was graded with other settings ({settings}, now "
+                             f"{self.settings}): run without --resume to grade everything again")
         return records
 
     def add(self, submission) -> None:
         """Append *submission*'s result (thread-safe; flushed to disk at once)."""
         line = json.dumps(_record(submission)) + "\n"
         with self._lock:
-            mode, self._empty_first = ("w" if self._empty_first else "a"), False
-            with open(self.path, mode, encoding="utf-8") as file:
+            fresh, self._empty_first = self._empty_first, False
+            with open(self.path, "w" if fresh else "a", encoding="utf-8") as file:
+                if fresh:
+                    file.write(json.dumps({"settings": self.settings}) + "\n")
                 file.write(line)
                 file.flush()
                 os.fsync(file.fileno())

@@ -177,14 +177,14 @@ def test_a_resumed_run_grades_only_what_the_journal_lacks(small_class, tmp_path)
     assert first.returncode == 0, first.stderr
     journal = tmp_path / "grading-journal.jsonl"
     lines = journal.read_text().splitlines()
-    assert len(lines) == 5
-    journal.write_text("\n".join(lines[:3]) + "\n")  # as if stopped after three
+    assert len(lines) == 1 + 5  # the settings, then a line per result
+    journal.write_text("\n".join(lines[:1 + 3]) + "\n")  # as if stopped after three
     resumed = grade(str(small_class), "--resume", "--csv", "resumed.csv", cwd=tmp_path)
     assert resumed.returncode == 0, resumed.stderr
     assert "resumed: 3 result(s) taken from grading-journal.jsonl" in resumed.stderr
     assert "[2/2]" in resumed.stderr and "[3/" not in resumed.stderr
     assert rows(tmp_path / "first.csv") == rows(tmp_path / "resumed.csv")
-    assert len(journal.read_text().splitlines()) == 5
+    assert len(journal.read_text().splitlines()) == 1 + 5
 
 
 def test_the_class_generator_makes_five_notebooks_per_student_of_every_kind(tmp_path, capsys,
@@ -298,8 +298,8 @@ def test_a_new_run_empties_the_journal_only_when_its_first_result_comes(tmp_path
     assert journal.start(resume=False) == {}
     assert "interrupted run" in journal.path.read_text()  # a run that grades nothing keeps it
     journal.add(graded(touch(tmp_path / "ex04.ipynb", 1), 1))
-    assert journal.path.read_text().count("\n") == 1 and "interrupted" not in \
-        journal.path.read_text()
+    assert journal.path.read_text().count("\n") == 2 and "interrupted" not in \
+        journal.path.read_text()  # the settings and one result
 
 
 def test_a_resumed_journal_ends_a_cut_line_before_adding(tmp_path):
@@ -312,3 +312,20 @@ def test_a_resumed_journal_ends_a_cut_line_before_adding(tmp_path):
     assert len(again.start(resume=True)) == 1
     again.add(graded(touch(tmp_path / "b" / "ex04.ipynb", 2), 1))
     assert len(grade_class.Journal(journal.path).start(resume=True)) == 2  # nothing glued
+
+
+def test_a_journal_graded_with_other_settings_cannot_be_resumed(tmp_path):
+    first = grade_class.Journal(tmp_path / "journal.jsonl", {"test_timeout": 10})
+    first.start(resume=False)
+    first.add(graded(touch(tmp_path / "ex04.ipynb", 1), 1))
+    assert len(grade_class.Journal(first.path, {"test_timeout": 10}).start(resume=True)) == 1
+    with pytest.raises(ValueError, match="graded with other settings"):
+        grade_class.Journal(first.path, {"test_timeout": 2}).start(resume=True)
+
+
+@pytest.mark.timeout(120)
+def test_resuming_with_other_extra_tests_is_refused(small_class, tmp_path):
+    assert grade(str(small_class / "alice"), cwd=tmp_path).returncode == 0
+    refused = grade(str(small_class / "alice"), "--resume", "--extra-tests",
+                    str(REPO / "tests" / "data" / "extra_tests"), cwd=tmp_path)
+    assert refused.returncode == 2 and "cannot resume" in refused.stderr
