@@ -154,9 +154,7 @@ def _exercise_names(path: Path) -> tuple:
         notebook = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError):
         notebook = {}
-    declared = identify_exercise(notebook, Path("no-name")) if isinstance(notebook, dict) else None
-    match = _EXERCISE_IN_NAME.search(path.name)
-    return declared, match.group(1) if match else None
+    return _declared_exercise(notebook), _named_exercise(path)
 
 
 def _write_reports(submissions: list, options: argparse.Namespace, roots: list) -> None:
@@ -311,10 +309,20 @@ def _grade(submission: Submission, timeout: float, limits: Limits,
 
 def identify_exercise(notebook: dict, path: Path) -> str | None:
     """The exercise id from the notebook's metadata, else from its file name."""
+    return _declared_exercise(notebook) or _named_exercise(path)
+
+
+def _declared_exercise(notebook: object) -> str | None:
+    """The exercise id the notebook's metadata gives (``sockserver.exercise``), or None."""
     metadata = notebook.get("metadata") if isinstance(notebook, dict) else None
-    declared = (metadata or {}).get("sockserver", {})
+    declared = (metadata if isinstance(metadata, dict) else {}).get("sockserver", {})
     if isinstance(declared, dict) and declared.get("exercise") in EXERCISES:
         return declared["exercise"]
+    return None
+
+
+def _named_exercise(path: Path) -> str | None:
+    """The ``exNN`` in the file's name, or None."""
     match = _EXERCISE_IN_NAME.search(path.name)
     return match.group(1) if match else None
 

@@ -48,13 +48,14 @@ def choose(submissions: list, identify: Callable[[Path], tuple], roots: Iterable
     out keeps result None and gets a note saying which file was graded instead.
     """
     roots = {Path(root).resolve() for root in roots}
+    exercises: dict = {}  # id(submission) -> its exercise; each notebook is read once
     newest: dict = {}
     for submission in submissions:
         declared, named = identify(submission.path)
         if declared and named and declared != named:
             submission.notes.append(f"its metadata says {declared} but its name says {named}: "
                                     f"graded as {declared}, as its metadata says")
-        exercise = declared or named
+        exercise = exercises[id(submission)] = declared or named
         if exercise is None or submission.path.parent.resolve() in roots:
             continue  # graded on its own
         key = (submission.path.parent, exercise)
@@ -63,8 +64,7 @@ def choose(submissions: list, identify: Callable[[Path], tuple], roots: Iterable
             newest[key] = submission
     chosen = []
     for submission in submissions:
-        declared, named = identify(submission.path)
-        exercise = declared or named
+        exercise = exercises[id(submission)]
         kept = newest.get((submission.path.parent, exercise), submission)
         if kept is submission:
             chosen.append(submission)

@@ -171,13 +171,17 @@ def cpu_levels(settings: Settings) -> tuple:
     return settings.cpu_sweep_ms or (settings.cpu_ms,)
 
 
-def request_shape(workload: str, settings: Settings, work_ms: float, iterations: dict) -> dict:
+def request_shape(workload: str, settings: Settings, concurrency: int, work_ms: float,
+                  iterations: dict) -> dict:
     """The Measurement fields that make *workload* (*iterations*: cpu ms -> burn_cpu turns)."""
-    io_line = f"io {settings.io_ms:g}\n".encode()
+    io = {"request_line": f"io {settings.io_ms:g}\n".encode(), "work_ms": settings.io_ms}
     if workload == "io":
-        return {"request_line": io_line, "work_ms": settings.io_ms}
+        return io
     if workload == "cpu":
         return {"request_line": f"cpu {iterations[work_ms]}\n".encode(), "work_ms": work_ms}
+    if workload == "mixed":  # half the clients (rounded down) compute, the others wait
+        return {**io, "special_clients": concurrency // 2,
+                "special_line": f"cpu {iterations[settings.cpu_ms]}\n".encode()}
     if workload == "slow-sender":
         return {"request_line": b"none 0\n", "special_clients": 1,
                 "special_behaviour": "slow-send", "pieces": settings.slow_pieces,
@@ -189,13 +193,6 @@ def request_shape(workload: str, settings: Settings, work_ms: float, iterations:
     return {"request_line": b"none 0\n"}
 
 
-def _mixed_shape(settings: Settings, concurrency: int, iterations: dict) -> dict:
-    """Half the clients (rounded down) compute, the others wait (io): the GIL convoy."""
-    return {"request_line": f"io {settings.io_ms:g}\n".encode(), "work_ms": settings.io_ms,
-            "special_clients": concurrency // 2,
-            "special_line": f"cpu {iterations[settings.cpu_ms]}\n".encode()}
-
-
 def cases(settings: Settings, iterations: dict) -> list:
     """Every case to measure against one server, as a Measurement of repetition 0."""
     found = []
@@ -205,10 +202,7 @@ def cases(settings: Settings, iterations: dict) -> list:
             if workload in SPECIAL_WORKLOADS and concurrency < 2:
                 continue  # a special client alone: nobody to make wait
             for level in levels:
-                if workload == "mixed":
-                    shape = _mixed_shape(settings, concurrency, iterations)
-                else:
-                    shape = request_shape(workload, settings, level, iterations)
+                shape = request_shape(workload, settings, concurrency, level, iterations)
                 found.append(Measurement(
                     workload=workload,
                     concurrency=concurrency,
