@@ -17,16 +17,18 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import importlib
 import json
 import linecache
 import os
+import pkgutil
 import signal
 import sys
 import types
 from collections.abc import Iterator
 from pathlib import Path
 
-from . import grading
+from . import contract, grading
 from .grading import EXERCISES
 
 #: Cells with this tag are demonstrations: the batch grader does not run them.
@@ -130,13 +132,27 @@ def work(notebook_path: Path, progress_path: Path, exercise: str, test_timeout: 
     os._exit(0)  # do not wait for threads the submission left running
 
 
+def _grader_modules() -> tuple[str, ...]:
+    """The grading and contract packages (their namespaces and every module in them,
+    found on disk, so that a new module is covered at once), lab and this module."""
+    names = []
+    for package in (grading, contract):
+        names.append(package.__name__)
+        for module in pkgutil.iter_modules(package.__path__, f"{package.__name__}."):
+            importlib.import_module(module.name)  # every one is in sys.modules
+            names.append(module.name)
+    return (*names, "sockserver_lib.lab", "sockserver_lib.grade_worker")
+
+
 #: The modules whose code decides a grade.  A notebook that replaces or
 #: patches their functions, classes or tests is scored 0.  This catches
 #: accidents and casual forgery, not a determined attacker: the notebook
 #: runs in the grader's worker process (see README, "What the grader can
 #: and cannot protect against").
-GRADER_MODULES = ("sockserver_lib.grading", "sockserver_lib.contract", "sockserver_lib.lab",
-                  "sockserver_lib.grade_worker")
+GRADER_MODULES = _grader_modules()
+#: Module-level containers the grader reads its tests from: rebinding one of
+#: them (not only changing what is in it) counts as a change.
+_REGISTRIES = ("CHECKS", "EXERCISES")
 
 
 def grader_fingerprint() -> dict:
@@ -151,6 +167,8 @@ def grader_fingerprint() -> dict:
         for name, value in vars(module).items():
             if callable(value) or isinstance(value, (staticmethod, classmethod)):
                 found[f"{module_name}.{name}"] = _identity(value)
+            if name in _REGISTRIES:
+                found[f"{module_name}.{name}"] = (id(value),)
             if isinstance(value, type) and value.__module__ == module_name:
                 for member, inner in vars(value).items():
                     if callable(inner):

@@ -20,7 +20,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from typing import Any
 
 #: What an unanswered prediction or quiz item holds in the notebooks.
@@ -165,12 +165,12 @@ class Quiz:
         unknown = sorted(set(answers) - set(range(1, len(self.questions) + 1)), key=str)
         if unknown:
             lines.append(f"There is no question {', '.join(map(str, unknown))} in this quiz.")
+        total = len(self.questions)
         score = sum(q.accepts(answers.get(n)) for n, q in enumerate(self.questions, 1))
-        answered = sum(answers.get(n) is not NOT_ANSWERED for n in range(1, len(self.questions) + 1))
-        lines.append(f"Score: {score} of {len(self.questions)}"
-                     + ("" if answered == len(self.questions) else
-                        f" ({len(self.questions) - answered} not answered yet)"))
-        ok = None if answered < len(self.questions) else score == len(self.questions)
+        answered = sum(answers.get(n) is not NOT_ANSWERED for n in range(1, total + 1))
+        lines.append(f"Score: {score} of {total}"
+                     + ("" if answered == total else f" ({total - answered} not answered yet)"))
+        ok = None if answered < total else score == total
         return Feedback("\n".join(lines), ok, score, len(self.questions))
 
     @staticmethod

@@ -73,6 +73,8 @@ from sockserver_lib import (
     contract,
     lab,
 )
+from sockserver_lib.contract.harness import _children
+from sockserver_lib.contract.leaks import _open_descriptors
 
 # --- Settings -------------------------------------------------------------
 
@@ -344,10 +346,10 @@ def snapshot() -> dict:
         thread.join(PATIENCE)
     return {
         "resident_kb": resident_kb(),
-        "descriptors": contract._open_descriptors(),
+        "descriptors": _open_descriptors(),
         "threads": sorted(t.name for t in threading.enumerate()
                           if t is not threading.current_thread()),
-        "children": sorted(contract._children() or ()),
+        "children": sorted(_children() or ()),
     }
 
 

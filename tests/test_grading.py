@@ -25,7 +25,7 @@ from checkout import REPO
 
 from sockserver_lib import contract, grading
 from sockserver_lib.grade import COLUMNS
-from sockserver_lib.grading import Exercise, Test, check, run_in_child, run_isolated
+from sockserver_lib.grading import Exercise, Test, check, frontend, run_in_child, run_isolated
 
 DATA = REPO / "tests" / "data"
 TOTAL = sum(exercise.total for exercise in grading.EXERCISES.values())
@@ -300,7 +300,7 @@ def fake_exercise(monkeypatch):
     )
     exercise = Exercise("ex99", "ex99_fake.ipynb", "Fake", {"value": "value"}, tests)
     monkeypatch.setitem(grading.EXERCISES, "ex99", exercise)
-    monkeypatch.setattr(grading, "TEST_TIME_LIMIT", 1.0)
+    monkeypatch.setattr(frontend, "TEST_TIME_LIMIT", 1.0)  # the limit check() gives each test
     return exercise
 
 
@@ -354,7 +354,7 @@ def test_check_reports_a_grader_failure_instead_of_raising(monkeypatch, capsys):
     def broken(*args, **kwargs):
         raise RuntimeError("grader bug")
 
-    monkeypatch.setattr(grading, "grade", broken)
+    monkeypatch.setattr(frontend, "grade", broken)
     assert check("ex01") is None
     assert "check() could not run: RuntimeError: grader bug" in capsys.readouterr().out
 

@@ -319,3 +319,80 @@ def test_a_notebook_that_patches_the_contract_checks_scores_zero(tmp_path):
         rows = list(csv.DictReader(file))
     assert {row["status"] for row in rows} == {grading.TAMPERED}
     assert "contract.CHECKS[" in rows[0]["message"]
+
+
+# --- the tamper check covers every module of the grader --------------------------
+
+
+def test_the_tamper_check_covers_every_module_of_both_packages():
+    from sockserver_lib import contract
+    from sockserver_lib.grade_worker import GRADER_MODULES
+
+    for package in (grading, contract):
+        folder = Path(package.__file__).parent
+        modules = {f"{package.__name__}.{path.stem}" for path in folder.glob("*.py")
+                   if path.stem != "__init__"}
+        assert len(modules) > 5
+        assert {package.__name__, *modules} <= set(GRADER_MODULES)
+
+
+def _own_code(module) -> tuple[object, str, str]:
+    """(owner, name, fingerprint key) of a function defined in *module*: one of the
+    module's own, else a method of one of its classes; a package's namespace: check."""
+    if module.__name__ in ("sockserver_lib.grading", "sockserver_lib.contract"):
+        return module, "check", f"{module.__name__}.check"  # a name it re-exports
+    own = [(name, value) for name, value in vars(module).items()
+           if getattr(value, "__module__", None) == module.__name__]
+    for name, value in own:
+        if callable(value) and not isinstance(value, type):
+            return module, name, f"{module.__name__}.{name}"
+    for name, value in own:
+        if isinstance(value, type):
+            method = next(member for member, inner in vars(value).items() if callable(inner))
+            return value, method, f"{module.__name__}.{name}.{method}"
+    raise AssertionError(f"{module.__name__} defines no function")
+
+
+def test_patching_a_function_of_any_grader_module_changes_the_fingerprint(monkeypatch):
+    from sockserver_lib.grade_worker import GRADER_MODULES, _changed, grader_fingerprint
+
+    untouched = grader_fingerprint()
+    for module_name in GRADER_MODULES:
+        owner, name, key = _own_code(sys.modules[module_name])
+        monkeypatch.setattr(owner, name, lambda *args, **kwargs: None)
+        assert _changed(untouched, grader_fingerprint()) == f"{key} replaced or patched"
+        monkeypatch.undo()
+    assert _changed(untouched, grader_fingerprint()) == ""
+
+
+@pytest.mark.timeout(120)
+@pytest.mark.parametrize(("patch", "replaced"), [
+    ("import sockserver_lib.grading.engine as engine\n"
+     "engine._outcome = lambda function: ('passed', '')\n",
+     "sockserver_lib.grading.engine._outcome"),
+    ("from sockserver_lib.grading import ex10\n"
+     "ex10._ex10_refused = lambda students: None\n",
+     "sockserver_lib.grading.ex10._ex10_refused"),
+    ("from sockserver_lib.contract import core\n"
+     "core._fail = lambda *args: None\n",
+     "sockserver_lib.contract.core._fail"),
+], ids=["engine", "ex10", "contract-core"])
+def test_a_notebook_that_patches_a_grader_submodule_scores_zero_with_the_reason(
+        tmp_path, patch, replaced):
+    import json
+
+    notebook = json.loads((REPO / "solutions" / "ex10_access_control.ipynb").read_text())
+    notebook["cells"].insert(1, {"cell_type": "code", "execution_count": None, "metadata": {},
+                                 "outputs": [], "source": patch})
+    (tmp_path / "ex10_patched.ipynb").write_text(json.dumps(notebook))
+    done = subprocess.run(
+        [sys.executable, "-m", "sockserver_lib.grade", str(tmp_path / "ex10_patched.ipynb"),
+         "--csv", str(tmp_path / "grades.csv"), "--journal", str(tmp_path / "journal.jsonl")],
+        capture_output=True, text=True, timeout=110, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    with open(tmp_path / "grades.csv", newline="", encoding="utf-8") as file:
+        rows = list(csv.DictReader(file))
+    assert [row["test"] for row in rows] == EX10_TESTS
+    for row in rows:
+        assert (row["status"], row["points"]) == (grading.TAMPERED, "0")
+        assert f"changed the grader ({replaced} replaced or patched)" in row["message"]
