@@ -195,7 +195,9 @@ def grade_class(submissions: Iterable, grade_one: Callable, jobs: int,
     is called, in the calling thread, as each one finishes.  On any
     exception in the calling thread (Ctrl-C), no new submission is started,
     *stop_workers()* stops the running ones, and the exception is raised
-    once every thread has ended; the stopped ones are not passed to on_done.
+    once every thread has ended.  The ones that finished before the
+    exception and were not yet passed to on_done still are (so their results
+    are kept); the stopped ones are not.
     """
     waiting: queue.Queue = queue.Queue()
     for submission in submissions:
@@ -213,7 +215,9 @@ def grade_class(submissions: Iterable, grade_one: Callable, jobs: int,
             try:
                 grade_one(submission)
             finally:  # even if it raised: the caller counts on one result per submission
-                finished.put(submission)
+                # stop is set before any worker is stopped: a result that came back before
+                # it was not cut short
+                finished.put((submission, not stop.is_set()))
 
     threads = [threading.Thread(target=work, name=f"grade-{n}", daemon=True)
                for n in range(max(1, min(jobs, total)))]
@@ -221,11 +225,22 @@ def grade_class(submissions: Iterable, grade_one: Callable, jobs: int,
         thread.start()
     try:
         for _ in range(total):
-            on_done(finished.get())
+            on_done(finished.get()[0])
     except BaseException:
         stop.set()
         stop_workers()
+        for thread in threads:
+            thread.join()
+        _pass_on_the_finished(finished, on_done)
         raise
     finally:
         for thread in threads:
             thread.join()
+
+
+def _pass_on_the_finished(finished: queue.Queue, on_done: Callable) -> None:
+    """Give on_done the results that came back whole before the run was stopped."""
+    while not finished.empty():
+        submission, whole = finished.get_nowait()
+        if whole:
+            on_done(submission)

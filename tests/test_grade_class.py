@@ -116,21 +116,28 @@ def test_every_submission_is_graded_once_by_the_jobs_at_once():
 
 
 @pytest.mark.timeout(30)
-def test_an_interrupted_run_stops_the_workers_and_reports_no_more():
+def test_an_interrupted_run_stops_the_workers_and_keeps_what_finished_before():
     stopped = threading.Event()
+    both_busy_again = threading.Barrier(3, timeout=10)  # the two jobs and the Ctrl-C
 
     def grade_one(submission):
-        if submission.path.name != "0":
-            stopped.wait(10)  # a worker still running, until stop_workers()
-
-    def done(submission):
-        raise KeyboardInterrupt  # Ctrl-C after the first result
+        if submission.path.name not in ("0", "1"):  # "0" and "1" come back at once
+            both_busy_again.wait()  # so both jobs have handed in "0" and "1"
+            stopped.wait(10)  # still running, until stop_workers()
 
     reported = []
+
+    def done(submission):
+        reported.append(submission.path.name)
+        if len(reported) == 1:
+            both_busy_again.wait()
+            raise KeyboardInterrupt  # Ctrl-C with "1" finished but not yet passed on
+
     with pytest.raises(KeyboardInterrupt):
         grade_class.grade_class([Submission(Path(str(n))) for n in range(4)], grade_one, 2,
-                                lambda s: (reported.append(s), done(s)), stopped.set)
-    assert stopped.is_set() and len(reported) == 1
+                                done, stopped.set)
+    assert stopped.is_set()
+    assert sorted(reported) == ["0", "1"]  # "1" kept; "2" and "3" were stopped, not reported
 
 
 # --- the command ------------------------------------------------------------------
