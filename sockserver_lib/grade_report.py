@@ -46,8 +46,9 @@ def table_rows(submissions: Iterable) -> Iterator[dict]:
 
 def printable(path: Path) -> str:
     """*path* as text that can be printed and written as UTF-8 whatever its bytes
-    (a name from a Windows archive is often not UTF-8): undecodable bytes become \ufffd."""
-    return os.fsencode(path).decode("utf-8", "replace")
+    (a name from a Windows archive is often not UTF-8): an undecodable byte is
+    written as its escape, ``\\xe9``, so two names that differ only there stay apart."""
+    return os.fsencode(path).decode("utf-8", "backslashreplace")
 
 
 def _row(submission, test: TestResult) -> dict:

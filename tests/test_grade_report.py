@@ -28,7 +28,15 @@ def test_a_student_is_the_folder_below_the_root_or_the_file_itself(tmp_path):
     assert grade_report.student_of(root / "alice" / "deep" / "ex04.ipynb", [root]) == "alice"
     assert grade_report.student_of(root / "bob_ex04.ipynb", [root]) == "bob_ex04.ipynb"
     not_utf8 = root / os.fsdecode(b"caf\xe9") / "ex04.ipynb"
-    assert grade_report.student_of(not_utf8, [root]) == "caf\ufffd"
+    assert grade_report.student_of(not_utf8, [root]) == "caf\\xe9"
+
+
+def test_students_whose_names_differ_only_in_bytes_that_are_not_utf8_get_a_row_each(tmp_path):
+    root = tmp_path / "class"
+    latin1, cp850 = (root / os.fsdecode(name) for name in (b"caf\xe9", b"caf\x82"))
+    submissions = [graded(latin1 / "ex04.ipynb", "ex04", 12), graded(cp850 / "ex04.ipynb", "ex04", 3)]
+    rows = grade_report.gradebook_rows(submissions, [root])
+    assert [(row["student"], row["ex04"]) for row in rows] == [("caf\\xe9", 12), ("caf\\x82", 3)]
 
 
 def test_the_gradebook_has_a_row_per_student_a_column_per_exercise_and_a_total(tmp_path):

@@ -35,7 +35,7 @@ GOOD = "ex10_good.ipynb"
 #: The good submission again, named as an archive made on Windows names it: not UTF-8.
 NOT_UTF8 = os.fsdecode(b"ex10_caf\xe9.ipynb")
 #: How that name is shown in the table and the CSV.
-NOT_UTF8_SHOWN = "ex10_caf\ufffd.ipynb"
+NOT_UTF8_SHOWN = "ex10_caf\\xe9.ipynb"
 #: The limits of the class run: small, so that the bad submissions meet them fast.
 TEST_TIMEOUT, MEMORY_MB, FILE_MB = 2, 512, 1
 EX10_TESTS = [test.name for test in grading.EXERCISES["ex10"].tests]
