@@ -10,6 +10,9 @@ zip holds, at its root, as Gradescope's specification asks:
   ``/autograder/submission`` and writes ``/autograder/results/results.json``
   (a test per graded test, visible to the student, with its message).
 - ``kit/``: the kit itself (sockserver_lib, its pyproject.toml and README).
+- ``extra_tests/``: with ``--extra-tests DIR``, the instructor's own test
+  modules (see ``python -m sockserver_lib.grade --extra-tests``), graded for
+  every submission; the students never see the bundle.
 
 ``run_autograder`` reads the folder it works in from AUTOGRADER_ROOT
 (default /autograder) and the Python to use from PYTHON (default python3),
@@ -21,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import stat
+import subprocess
 import sys
 import zipfile
 from pathlib import Path
@@ -48,15 +52,24 @@ mkdir -p "$ROOT/results"
 export PYTHONPATH="$ROOT/source/kit${{PYTHONPATH:+:$PYTHONPATH}}"
 "${{PYTHON:-python3}}" -m sockserver_lib.grade "$ROOT/submission" \\
   --gradescope "$ROOT/results/results.json" \\
-  --journal "$(mktemp -d)/journal.jsonl" --jobs 1 {options}
+  --journal "$(mktemp -d)/journal.jsonl" --jobs 1 {extra}{options}
 """
 
 
-def bundle_files(grade_options: str = "") -> dict:
-    """{name in the zip: (bytes, executable)} of the bundle."""
+#: Where the bundle's extra tests are, in Gradescope's container.
+EXTRA_TESTS_OPTION = '--extra-tests "$ROOT/source/extra_tests" '
+
+
+def bundle_files(grade_options: str = "", extra_tests: str | Path | None = None) -> dict:
+    """{name in the zip: (bytes, executable)} of the bundle; *extra_tests* is a folder
+    of instructor-only test modules to carry and grade with."""
+    extra = _extra_test_files(extra_tests) if extra_tests else {}
+    script = RUN_AUTOGRADER.format(options=grade_options,
+                                   extra=EXTRA_TESTS_OPTION if extra else "")
     files = {
         "setup.sh": (SETUP_SH.encode(), True),
-        "run_autograder": (RUN_AUTOGRADER.format(options=grade_options).encode(), True),
+        "run_autograder": (script.encode(), True),
+        **extra,
     }
     for name in KIT_FILES:
         files[f"kit/{name}"] = ((KIT / name).read_bytes(), False)
@@ -65,11 +78,31 @@ def bundle_files(grade_options: str = "") -> dict:
     return files
 
 
-def build(out: str | Path, grade_options: str = "") -> Path:
+def _extra_test_files(folder: str | Path) -> dict:
+    """The ``*.py`` modules of *folder* for ``extra_tests/``, after loading them as the
+    grader will, in a process of their own (so a broken module fails the build, not every
+    student's grading, and this process's exercises stay as they are).
+
+    ValueError with the loader's message if they do not load."""
+    loading = subprocess.run(
+        [sys.executable, "-c", "import sys; from sockserver_lib import grading; "
+                               "print(grading.load_extra_tests(sys.argv[1]))", str(folder)],
+        capture_output=True, text=True, timeout=120, cwd=KIT,
+    )
+    if loading.returncode != 0:
+        raise ValueError(loading.stderr.strip().splitlines()[-1] if loading.stderr.strip()
+                         else f"loading them failed (exit status {loading.returncode})")
+    return {f"extra_tests/{path.name}": (path.read_bytes(), False)
+            for path in sorted(Path(folder).glob("*.py"))}
+
+
+def build(out: str | Path, grade_options: str = "", extra_tests: str | Path | None = None
+          ) -> Path:
     """Write the bundle to *out*; scripts are executable (mode 755) in the zip."""
     out = Path(out)
+    files = bundle_files(grade_options, extra_tests)  # first: a failure leaves no zip behind
     with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as bundle:
-        for name, (data, executable) in bundle_files(grade_options).items():
+        for name, (data, executable) in files.items():
             info = zipfile.ZipInfo(name, date_time=(2026, 1, 1, 0, 0, 0))
             mode = 0o755 if executable else 0o644
             info.external_attr = (stat.S_IFREG | mode) << 16
@@ -84,8 +117,15 @@ def main(argv: list | None = None) -> int:
     parser.add_argument("out", metavar="ZIP", help="where to write the bundle, e.g. autograder.zip")
     parser.add_argument("--grade-options", default="", metavar="OPTIONS",
                         help='extra options for the grader, e.g. "--timeout 300"')
+    parser.add_argument("--extra-tests", metavar="DIR",
+                        help="a folder of instructor-only test modules to grade with "
+                             "(as python -m sockserver_lib.grade --extra-tests DIR)")
     options = parser.parse_args(argv)
-    path = build(options.out, options.grade_options)
+    try:
+        path = build(options.out, options.grade_options, options.extra_tests)
+    except Exception as error:  # noqa: BLE001 -- the instructor's modules: say what failed
+        print(f"--extra-tests {options.extra_tests}: {error}", file=sys.stderr)
+        return 2
     print(f"wrote {path}: upload it as the assignment's autograder on Gradescope")
     return 0
 

@@ -26,10 +26,11 @@ from checkout import REPO
 from sockserver_lib import gradescope, grading
 
 
-def autograder(tmp_path: Path, submission: list) -> Path:
-    """A Gradescope layout with the bundle unzipped and *submission* (paths) handed in."""
+def autograder(tmp_path: Path, submission: list, bundle: Path | None = None) -> Path:
+    """A Gradescope layout with the bundle (by default: built without options) unzipped
+    and *submission* (paths) handed in."""
     root = tmp_path / "autograder"
-    bundle = gradescope.build(tmp_path / "autograder.zip")
+    bundle = bundle or gradescope.build(tmp_path / "autograder.zip")
     with zipfile.ZipFile(bundle) as archive:
         archive.extractall(root / "source")
     for name in ("run_autograder", "setup.sh"):
@@ -101,3 +102,34 @@ def test_two_files_of_one_exercise_in_a_submission_are_graded_once(tmp_path):
     results = run_autograder(root)
     assert results["score"] == grading.EXERCISES["ex10"].total  # not twice
     assert "only the newest is" in results["output"]
+
+
+EXTRA_TESTS = REPO / "tests" / "data" / "extra_tests"
+
+
+@pytest.mark.timeout(240)
+def test_the_bundle_carries_extra_tests_and_grades_every_submission_with_them(tmp_path):
+    bundle = gradescope.build(tmp_path / "with-extra.zip", extra_tests=EXTRA_TESTS)
+    with zipfile.ZipFile(bundle) as archive:
+        assert "extra_tests/extra_ex10.py" in archive.namelist()
+        assert "--extra-tests" in archive.read("run_autograder").decode()
+    root = autograder(tmp_path, [REPO / "solutions" / "ex10_access_control.ipynb"],
+                      bundle=bundle)
+    tests = run_autograder(root)["tests"]
+    extra = [test for test in tests if test["name"] == "ex10: single_address_allowed"]
+    assert extra and extra[0]["score"] == extra[0]["max_score"] > 0
+    assert len(tests) == len(grading.EXERCISES["ex10"].tests) + 1  # this process: unchanged
+
+
+def test_a_bundle_without_extra_tests_does_not_name_them():
+    assert "--extra-tests" not in gradescope.bundle_files()["run_autograder"][0].decode()
+
+
+def test_extra_tests_that_do_not_load_fail_the_build_with_the_reason(tmp_path):
+    (tmp_path / "broken.py").write_text("EXTRA_TESTS = 'not a dict'\n", encoding="utf-8")
+    done = subprocess.run([sys.executable, "-m", "sockserver_lib.gradescope",
+                           str(tmp_path / "ag.zip"), "--extra-tests", str(tmp_path)],
+                          capture_output=True, text=True, timeout=60, cwd=REPO)
+    assert done.returncode == 2
+    assert "broken.py defines no EXTRA_TESTS" in done.stderr
+    assert not (tmp_path / "ag.zip").exists()
