@@ -81,3 +81,38 @@ def test_fixed_layout_runs_the_servers_without_address_randomization():
         with compare_stdlib.server_process("socketserver", "sync", fixed_layout) as server:
             assert address_randomization_is_off(server.process.pid) == fixed_layout
             assert compare_stdlib.one_request(server.address) > 0  # and it serves
+
+
+def _trace_overhead():
+    spec = importlib.util.spec_from_file_location("trace_overhead",
+                                                  REPO / "benchmarks" / "trace_overhead.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.timeout(90)
+def test_the_tracer_overhead_benchmark_reports_both_ratios_on_a_tiny_run():
+    completed = subprocess.run(
+        [sys.executable, str(REPO / "benchmarks" / "trace_overhead.py"), "--requests", "10",
+         "--rounds", "2"], capture_output=True, text=True, timeout=60, cwd=REPO)
+    assert completed.returncode == 0, completed.stderr
+    assert re.search(r"^noise floor \(plain against plain-again\): \d+\.\d%$", completed.stdout,
+                     re.M)
+    for kind in ("off", " on"):
+        assert re.search(rf"^tracing {kind}: .* {RATIO} plain's", completed.stdout, re.M)
+
+
+@pytest.mark.parametrize("ratio, noise, says", [
+    (0.97, 0.05, "within noise"), (1.04, 0.05, "within noise"),
+    (0.80, 0.05, "20% slower"), (1.20, 0.05, "20% faster"), (0.97, 0.0, "3% slower"),
+])
+def test_the_tracer_overhead_verdict_reads_the_ratio_against_the_noise(ratio, noise, says):
+    assert _trace_overhead().verdict(ratio, noise) == says
+
+
+def test_the_tracer_overhead_benchmark_refuses_a_run_of_nothing():
+    completed = subprocess.run(
+        [sys.executable, str(REPO / "benchmarks" / "trace_overhead.py"), "--rounds", "0"],
+        capture_output=True, text=True, timeout=60, cwd=REPO)
+    assert completed.returncode == 2 and "at least 1" in completed.stderr
