@@ -18,6 +18,7 @@ Then the limits themselves, each in a throwaway process.
 from __future__ import annotations
 
 import csv
+import json
 import os
 import shutil
 import subprocess
@@ -285,8 +286,6 @@ def test_forged_or_malformed_result_lines_are_skipped_not_fatal():
         {"pid": worker, "done": "yes"},  # not a bool
         {"pid": worker, "done": True},
     ]
-    import json
-
     text = "\n".join(json.dumps(line) for line in lines).encode()
     events, others = _events_of(worker, text)
     # the shape is checked here; what a test result claims, against the registry below
@@ -299,24 +298,28 @@ def test_forged_or_malformed_result_lines_are_skipped_not_fatal():
     assert others == set()
 
 
-@pytest.mark.timeout(120)
-def test_a_notebook_that_patches_the_contract_checks_scores_zero(tmp_path):
-    import json
-
-    notebook = json.loads((REPO / "solutions" / "ex08_threads.ipynb").read_text())
-    patch = ("import dataclasses\nfrom sockserver_lib import contract\n"
-             "for name, found in list(contract.CHECKS.items()):\n"
-             "    contract.CHECKS[name] = dataclasses.replace(found, run=lambda *a, **k: None)\n")
+def grade_patched(tmp_path: Path, solution: str, patch: str) -> list[dict]:
+    """Grade the solution *solution* with a first cell *patch*; the CSV's rows."""
+    notebook = json.loads((REPO / "solutions" / solution).read_text())
     notebook["cells"].insert(1, {"cell_type": "code", "execution_count": None, "metadata": {},
                                  "outputs": [], "source": patch})
-    (tmp_path / "ex08_patched.ipynb").write_text(json.dumps(notebook))
+    patched = tmp_path / solution.replace(".ipynb", "_patched.ipynb")
+    patched.write_text(json.dumps(notebook))
     done = subprocess.run(
-        [sys.executable, "-m", "sockserver_lib.grade", str(tmp_path / "ex08_patched.ipynb"),
+        [sys.executable, "-m", "sockserver_lib.grade", str(patched),
          "--csv", str(tmp_path / "grades.csv"), "--journal", str(tmp_path / "journal.jsonl")],
         capture_output=True, text=True, timeout=110, cwd=tmp_path)
     assert done.returncode == 0, done.stderr
     with open(tmp_path / "grades.csv", newline="", encoding="utf-8") as file:
-        rows = list(csv.DictReader(file))
+        return list(csv.DictReader(file))
+
+
+@pytest.mark.timeout(120)
+def test_a_notebook_that_patches_the_contract_checks_scores_zero(tmp_path):
+    patch = ("import dataclasses\nfrom sockserver_lib import contract\n"
+             "for name, found in list(contract.CHECKS.items()):\n"
+             "    contract.CHECKS[name] = dataclasses.replace(found, run=lambda *a, **k: None)\n")
+    rows = grade_patched(tmp_path, "ex08_threads.ipynb", patch)
     assert {row["status"] for row in rows} == {grading.TAMPERED}
     assert "contract.CHECKS[" in rows[0]["message"]
 
@@ -379,19 +382,7 @@ def test_patching_a_function_of_any_grader_module_changes_the_fingerprint(monkey
 ], ids=["engine", "ex10", "contract-core"])
 def test_a_notebook_that_patches_a_grader_submodule_scores_zero_with_the_reason(
         tmp_path, patch, replaced):
-    import json
-
-    notebook = json.loads((REPO / "solutions" / "ex10_access_control.ipynb").read_text())
-    notebook["cells"].insert(1, {"cell_type": "code", "execution_count": None, "metadata": {},
-                                 "outputs": [], "source": patch})
-    (tmp_path / "ex10_patched.ipynb").write_text(json.dumps(notebook))
-    done = subprocess.run(
-        [sys.executable, "-m", "sockserver_lib.grade", str(tmp_path / "ex10_patched.ipynb"),
-         "--csv", str(tmp_path / "grades.csv"), "--journal", str(tmp_path / "journal.jsonl")],
-        capture_output=True, text=True, timeout=110, cwd=tmp_path)
-    assert done.returncode == 0, done.stderr
-    with open(tmp_path / "grades.csv", newline="", encoding="utf-8") as file:
-        rows = list(csv.DictReader(file))
+    rows = grade_patched(tmp_path, "ex10_access_control.ipynb", patch)
     assert [row["test"] for row in rows] == EX10_TESTS
     for row in rows:
         assert (row["status"], row["points"]) == (grading.TAMPERED, "0")

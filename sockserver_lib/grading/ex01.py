@@ -18,27 +18,39 @@ from .model import Students
 
 
 @contextlib.contextmanager
-def _echo_by_hand(students: Students) -> Iterator[tuple[Any, threading.Event, list]]:
-    """Run the student's serve_echo() in a thread; yield (address, stop, errors)."""
-    listener = students["open_listener"]()
+def _serving_by_hand(students: Students, name: str, sock: socket.socket,
+                     close_on_error: bool) -> Iterator[tuple[threading.Event, list]]:
+    """Run the student's function *name*, ``name(sock, stop)``, in a thread for a ``with`` block;
+    yield (stop, errors).  On leaving, stop is set, the thread given STOP_TIME to end and
+    *sock* closed.  With *close_on_error*, an error closes *sock* at once, so that
+    waiting clients fail at once instead of timing out."""
     stop = threading.Event()
     errors: list[BaseException] = []
 
     def serve() -> None:
         try:
-            students["serve_echo"](listener, stop)
+            students[name](sock, stop)
         except BaseException as error:
             errors.append(error)
-            listener.close()  # waiting clients fail at once instead of timing out
+            if close_on_error:
+                sock.close()
 
-    address = listener.getsockname()
-    thread = lab.run_in_thread(serve, "serve_echo")
+    thread = lab.run_in_thread(serve, name)
     try:
-        yield address, stop, errors
+        yield stop, errors
     finally:
         stop.set()
         thread.join(STOP_TIME)
-        listener.close()
+        sock.close()
+
+
+@contextlib.contextmanager
+def _echo_by_hand(students: Students) -> Iterator[tuple[Any, threading.Event, list]]:
+    """Run the student's serve_echo() in a thread; yield (address, stop, errors)."""
+    listener = students["open_listener"]()
+    address = listener.getsockname()
+    with _serving_by_hand(students, "serve_echo", listener, True) as (stop, errors):
+        yield address, stop, errors
 
 
 def _ex01_listener(students: Students) -> None:
@@ -133,22 +145,8 @@ def _udp_echo_by_hand(students: Students) -> Iterator[tuple[socket.socket, threa
     """Run the student's serve_udp_echo() on a fresh UDP socket; yield (sock, stop, errors)."""
     sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     sock.bind(lab.LOCALHOST)
-    stop = threading.Event()
-    errors: list[BaseException] = []
-
-    def serve() -> None:
-        try:
-            students["serve_udp_echo"](sock, stop)
-        except BaseException as error:
-            errors.append(error)
-
-    thread = lab.run_in_thread(serve, "serve_udp_echo")
-    try:
+    with _serving_by_hand(students, "serve_udp_echo", sock, False) as (stop, errors):
         yield sock, stop, errors
-    finally:
-        stop.set()
-        thread.join(STOP_TIME)
-        sock.close()
 
 
 def _ex01_udp_echo(students: Students) -> None:
