@@ -152,7 +152,7 @@ class Quiz:
     def __repr__(self) -> str:
         blank = ", ".join(f"{number}: None" for number in range(1, len(self.questions) + 1))
         return ("\n\n".join(q.shown(n) for n, q in enumerate(self.questions, 1))
-                + f"\n\nAnswer in the next cell: quiz.check({{{blank}}})")
+                + f"\n\nAnswer below, with quiz.check({{{blank}}})")
 
     def check(self, answers: Mapping[int, Any]) -> Feedback:
         """Mark ``answers`` ({question number: answer}); unanswered items are

@@ -93,11 +93,23 @@ def test_a_region_becomes_a_stub_with_its_hint_at_its_indentation():
     )
 
 
+def test_a_hint_with_double_quotes_is_quoted_without_escapes():
+    source = '### BEGIN SOLUTION: bind to ("127.0.0.1", 0)\nx = 1\n### END SOLUTION'
+    assert make_exercises.strip_solution(source) == (
+        """raise NotImplementedError('bind to ("127.0.0.1", 0)')"""
+    )
+
+
 @pytest.mark.parametrize("source, problem", [
     ("### BEGIN SOLUTION: a\n### BEGIN SOLUTION: b\n### END SOLUTION", "inside another"),
     ("### END SOLUTION", "without ### BEGIN"),
     ("### BEGIN SOLUTION: a\nx = 1", "without ### END"),
     ("### BEGIN SOLUTION\nx = 1\n### END SOLUTION", "write a hint"),
+    # Hints longer than a line belong in the markdown, folded in tiers.
+    ("### BEGIN SOLUTION: a\n### b\nx = 1\n### END SOLUTION", "line 2: a hint is the one line"),
+    ("    ### BEGIN SOLUTION: " + "x" * 70 + "\nx = 1\n### END SOLUTION", "shorten the hint"),
+    ('### BEGIN SOLUTION: split at b"\\n"\nx = 1\n### END SOLUTION', "no backslash"),
+    ("### BEGIN SOLUTION: \"it's\"\nx = 1\n### END SOLUTION", "not both"),
 ])
 def test_malformed_markers_are_refused(source, problem):
     with pytest.raises(make_exercises.MarkerError, match=problem):

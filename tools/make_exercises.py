@@ -4,20 +4,25 @@
     python tools/make_exercises.py --check   # exit 1 if exercises/ has drifted
 
 In a solution notebook the code a student must write sits between two
-markers, nbgrader-style; the text after BEGIN is the hint::
+markers, nbgrader-style; the text after BEGIN says, in one short line, what
+the code must do (not how)::
 
     def get_request(self):
-        ### BEGIN SOLUTION: accept() a connection and return what it returns
+        ### BEGIN SOLUTION: accept a connection: return (connection, client_address)
         return self.socket.accept()
         ### END SOLUTION
 
 The exercise gets, at the marker's indentation::
 
     def get_request(self):
-        raise NotImplementedError("accept() a connection and return what it returns")
+        raise NotImplementedError("accept a connection: return (connection, client_address)")
 
-A longer hint goes on in ``###`` comment lines right after the BEGIN line,
-and becomes one string written over as many lines.
+That line is all the stub says.  Hints go in the notebook's markdown, folded
+in tiers (``<details><summary>Hint 1: a nudge</summary>``...), so that the
+student opens them one at a time, after running something; a message that
+spells out the solution in an escaped string over several lines is refused:
+a hint of more than one line, one with a backslash or both kinds of quote,
+or a stub line longer than MAX_STUB_LINE characters is a MarkerError.
 
 Everything else is copied; outputs, execution counts and execution timings
 are removed (exercises are committed without outputs).  Keep markers inside
@@ -38,8 +43,8 @@ import nbformat
 REPO = Path(__file__).resolve().parent.parent
 BEGIN = "### BEGIN SOLUTION"
 END = "### END SOLUTION"
-#: A hint longer than a line goes on in comment lines right after BEGIN.
-HINT_CONTINUES = "###"
+#: The longest stub line (the project's line length): hints are short.
+MAX_STUB_LINE = 100
 EXERCISE_FILE = re.compile(r"^(ex\d\d)_\w+\.ipynb$")
 
 
@@ -60,20 +65,26 @@ def strip_solution(source: str) -> str:
         if not text.startswith(BEGIN):
             output.append(line)
             continue
-        hint = [text[len(BEGIN):].strip().lstrip(":").strip()]
-        if not hint[0]:
+        hint = text[len(BEGIN):].strip().lstrip(":").strip()
+        if not hint:
             raise MarkerError(f"line {number}: write a hint after {BEGIN}: for the student")
-        while number < len(lines) and _is_hint_continuation(lines[number]):
-            hint.append(lines[number].strip()[len(HINT_CONTINUES):].strip())
-            number += 1
-        output.extend(_stub(line[: len(line) - len(line.lstrip())], hint))
+        if number < len(lines) and _is_comment_hint(lines[number]):
+            raise MarkerError(
+                f"line {number + 1}: a hint is the one line after {BEGIN}:; longer hints "
+                "go in the notebook's markdown, folded in tiers"
+            )
+        try:
+            output.append(_stub(line[: len(line) - len(line.lstrip())], hint))
+        except MarkerError as error:
+            raise MarkerError(f"line {number}: {error}") from None
         number = _skip_region(lines, number)
     return "\n".join(output)
 
 
-def _is_hint_continuation(line: str) -> bool:
+def _is_comment_hint(line: str) -> bool:
+    """A ``###`` line right after BEGIN: the old way of writing a longer hint."""
     text = line.strip()
-    return text.startswith(HINT_CONTINUES) and not text.startswith((BEGIN, END))
+    return text.startswith("###") and not text.startswith((BEGIN, END))
 
 
 def _skip_region(lines: list[str], number: int) -> int:
@@ -88,20 +99,26 @@ def _skip_region(lines: list[str], number: int) -> int:
     raise MarkerError(f"{BEGIN} without {END}")
 
 
-def _stub(indent: str, hint: list[str]) -> list[str]:
-    """The raise statement; a hint of several lines becomes one string over several lines."""
-    if len(hint) == 1:
-        return [f"{indent}raise NotImplementedError({_literal(hint[0])})"]
-    pieces = [_literal(part + " ") for part in hint[:-1]] + [_literal(hint[-1])]
-    return [
-        f"{indent}raise NotImplementedError(",
-        *(f"{indent}    {piece}" for piece in pieces),
-        f"{indent})",
-    ]
+def _stub(indent: str, hint: str) -> str:
+    """The raise statement: one line, the hint as a string literal without escapes."""
+    stub = f"{indent}raise NotImplementedError({_literal(hint)})"
+    if len(stub) > MAX_STUB_LINE:
+        raise MarkerError(
+            f"the stub would be {len(stub)} characters long, more than {MAX_STUB_LINE}: "
+            "shorten the hint (longer hints go in the notebook's markdown, folded in tiers)"
+        )
+    return stub
 
 
 def _literal(text: str) -> str:
-    return json.dumps(text, ensure_ascii=False)
+    """*text* quoted so that it reads as written: no backslash, no escaped quote."""
+    if "\\" in text or not text.isprintable():
+        raise MarkerError(f"a hint is plain text: no backslash or control character in {text!r}")
+    if '"' not in text:
+        return f'"{text}"'
+    if "'" not in text:
+        return f"'{text}'"
+    raise MarkerError(f"a hint uses one kind of quote, not both: {text!r}")
 
 
 def exercise_from_solution(solution: nbformat.NotebookNode, name: str) -> nbformat.NotebookNode:

@@ -61,7 +61,7 @@ def _ex01_listener(students: Students) -> None:
         _expect(listener.family == socket.AF_INET and listener.type == socket.SOCK_STREAM,
                 f"expected a TCP socket (AF_INET, SOCK_STREAM), got {listener!r}")
         host, port = listener.getsockname()
-        _expect(port != 0, 'the socket is not bound: bind(("127.0.0.1", 0)) before listen()')
+        _expect(port != 0, 'the socket is not bound: bind it to 127.0.0.1, port 0, before listen()')
         _expect(host == "127.0.0.1", f"expected it bound to 127.0.0.1, got {host}")
         with _talking("connecting to it", "call listen() after bind()"):
             lab.connect((host, port)).close()

@@ -45,5 +45,5 @@ def _ex03_allow_reuse_address(students: Students) -> None:
             server.server_close()
         _expect(bool(option) == allow,
                 f"with allow_reuse_address = {allow}, SO_REUSEADDR is {option}; in "
-                "server_bind(), before bind(): if self.allow_reuse_address: "
-                "self.socket.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)")
+                "server_bind(), before bind(), set the socket option SO_REUSEADDR when "
+                "allow_reuse_address is true")

@@ -119,8 +119,8 @@ def _numbered(line_handler: type) -> type:
 def _ex11_line_handler_split_and_merged(students: Students) -> None:
     arrived = threading.Semaphore(0)
     handler = _telling(_numbered(students["LineHandler"]), arrived)
-    hint = ("data_received() gets whatever arrived: split self.partial_line + data at "
-            "b'\\n', pass each complete line to line_received(), keep the rest")
+    hint = ("data_received() gets whatever arrived, which may end in half a line: keep "
+            "what follows the last newline for the next call")
     server = sockserver_lib.SelectorTCPServer(lab.LOCALHOST, handler)
     with lab.background_server(server), lab.connect(server.server_address) as client:
         with _talking("a line in pieces, then lines in one piece", hint):
@@ -223,8 +223,8 @@ class _Flooding(sockserver_lib.LineHandler):
 
 
 def _ex11_large_reply(students: Students) -> None:
-    hint = ("make each client socket non-blocking (request.setblocking(False)), send() what "
-            "the socket takes, keep the rest in pending_output for the next on_writable()")
+    hint = ("each client socket must be non-blocking; send() may take only part of the "
+            "reply: keep what it did not take for the next on_writable()")
     with _event_loop(students, _Flooding, get_request=_small_buffers) as (server, errors):
         address = server.server_address
         with socket.socket() as flooded:
