@@ -116,3 +116,8 @@ def test_the_tracer_overhead_benchmark_refuses_a_run_of_nothing():
         [sys.executable, str(REPO / "benchmarks" / "trace_overhead.py"), "--rounds", "0"],
         capture_output=True, text=True, timeout=60, cwd=REPO)
     assert completed.returncode == 2 and "at least 1" in completed.stderr
+
+
+def test_the_tracer_overhead_noise_floor_is_the_largest_a_a_difference_of_a_round():
+    results = {"plain": [100.0, 100.0, 100.0], "plain-again": [101.0, 90.0, 104.0]}
+    assert _trace_overhead().noise_floor(results) == pytest.approx(0.10)
