@@ -287,14 +287,14 @@ def test_a_grader_error_in_one_submission_does_not_hang_the_run():
 
 def test_grade_submission_turns_a_grader_error_into_a_zero_with_the_reason(monkeypatch,
                                                                           tmp_path):
-    from sockserver_lib import grade
+    from sockserver_lib import grade_one
 
     def no_process(*args, **kwargs):
         raise OSError(11, "Resource temporarily unavailable")
 
-    monkeypatch.setattr(grade, "_run_worker", no_process)
+    monkeypatch.setattr(grade_one, "_run_worker", no_process)
     submission = Submission(SOLUTIONS / "ex10_access_control.ipynb")
-    grade.grade_submission(submission, 10)
+    grade_one.grade_submission(submission, 10)
     assert submission.result.points == 0
     assert "the grader failed (BlockingIOError" in submission.result.tests[0].message
 

@@ -255,7 +255,7 @@ def test_a_cell_that_never_returns_is_stopped_and_the_next_cells_run(class_run):
 
 
 def test_reported_results_are_checked_against_the_graders_own_registry():
-    from sockserver_lib.grade import Submission, _result_from
+    from sockserver_lib.grade_one import Submission, _result_from
 
     first, second, *rest = EX10_TESTS
     events = [
@@ -274,7 +274,7 @@ def test_reported_results_are_checked_against_the_graders_own_registry():
 
 
 def test_forged_or_malformed_result_lines_are_skipped_not_fatal():
-    from sockserver_lib.grade import Submission, _events_of, _result_from
+    from sockserver_lib.grade_one import Submission, _events_of, _result_from
 
     worker = 4242
     lines = [
