@@ -284,11 +284,16 @@ def state_intervals(events: Iterable[Event]) -> list[tuple[str, str, float, floa
     return intervals
 
 
+def state_rows(intervals: list[tuple[str, str, float, float]]) -> list[str]:
+    """The rows of *intervals*, in the order of their first state's start."""
+    return list(dict.fromkeys(row for row, *_ in sorted(intervals, key=lambda i: i[2])))
+
+
 def plot_states(events: Sequence[Event], title: str = "States over time",
                 colours: dict[str, str] | None = None) -> Figure:
     """A row per thing (connection, client), coloured by its state over time."""
     intervals = state_intervals(events)
-    rows = list(dict.fromkeys(row for row, *_ in intervals)) or ["(no state notes)"]
+    rows = state_rows(intervals) or ["(no state notes)"]
     states = list(dict.fromkeys(state for _, state, *_ in intervals))
     colours = {**{s: PALETTE[i % len(PALETTE)] for i, s in enumerate(states)}, **(colours or {})}
     figure = Figure(figsize=(9, 1.3 + 0.26 * len(rows)), layout="constrained")

@@ -103,6 +103,15 @@ def test_state_intervals_last_until_the_next_state_or_the_end():
         ("conn 1", "reading", 2, 5), ("conn 2", "closed", 5, 5)]
 
 
+def test_state_rows_come_in_the_order_they_first_appear():
+    events = [event(0, "state", "note", detail="conn 1: waiting"),
+              event(1, "state", "note", detail="conn 2: waiting"),
+              event(2, "state", "note", detail="conn 2: reading"),
+              event(9, "state", "note", detail="conn 1: closed")]
+    # conn 2's first state ends first, but conn 1 came first
+    assert figures.state_rows(figures.state_intervals(events)) == ["conn 1", "conn 2"]
+
+
 def test_class_layers_put_each_class_below_its_bases():
     classes = [socketserver.BaseServer, socketserver.TCPServer, socketserver.UDPServer,
                socketserver.UnixStreamServer, socketserver.UnixDatagramServer,
