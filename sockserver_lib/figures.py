@@ -1,7 +1,9 @@
 """Pictures drawn from what your own run did (kit-only): traces and classes.
 
 Each function takes the events of a ``sockserver_lib.trace.Trace`` (or
-classes) and returns a matplotlib Figure, without pyplot, like plots.py:
+classes) and returns a matplotlib Figure, without pyplot, like plots.py.  In
+a notebook, run ``%matplotlib inline`` once first: a Figure that ends a cell
+is then shown as a picture (without it, only as ``<Figure size ...>``).
 
 - plot_sequence(events)   one request through the hooks, a lane per thread or process,
                           steps in the order they happened (a sequence diagram)
@@ -45,18 +47,20 @@ def lane_names(events: Iterable[Event], client_thread: str | None = "MainThread"
     """{event.where: a short label}, in order of first appearance.
 
     The client is the lane of *client_thread* in *client_pid* (default: the
-    process of the first event in that thread); a lane in another process is
-    named by its pid ("child 4242"), a thread by its name."""
+    process of the first event in that thread), when there are several lanes;
+    a lane in another process is named by its pid ("child 4242"), a thread by
+    its name."""
     events = list(events)
     pids = [event.pid for event in events]
     if client_pid is None:
         client_pid = next((e.pid for e in events if e.thread == client_thread), None)
     first_pid = pids[0] if pids else None
     names: dict[str, str] = {}
+    several_lanes = len({event.where for event in events}) > 1
     for event in events:
         if event.where in names:
             continue
-        if event.pid == client_pid and event.thread == client_thread:
+        if several_lanes and event.pid == client_pid and event.thread == client_thread:
             names[event.where] = "client"
         elif len(set(pids)) > 1 and event.pid != first_pid and event.pid != client_pid:
             names[event.where] = f"child {event.pid}"
@@ -166,8 +170,10 @@ def _step_box(axes, x: float, row: int, step: Step, colour: str) -> None:
     elif event.detail:
         label += f"  {event.detail}"
     note = event.phase == "note"
-    axes.add_patch(FancyBboxPatch((x, row - 0.32), BOX_WIDTH, 0.64,
-                                  boxstyle="round,pad=0.0,rounding_size=0.08",
+    shape = {"boxstyle": "round,pad=0.0,rounding_size=0.08"}
+    axes.add_patch(FancyBboxPatch((x, row - 0.32), BOX_WIDTH, 0.64, facecolor="white",
+                                  edgecolor="none", zorder=1, **shape))  # hides the lane line
+    axes.add_patch(FancyBboxPatch((x, row - 0.32), BOX_WIDTH, 0.64, zorder=2, **shape,
                                   facecolor="white" if note else colour,
                                   edgecolor=colour, alpha=1 if note else 0.18, lw=1))
     axes.text(x + 0.03, row, label if len(label) <= 36 else label[:33] + "...", va="center",
@@ -333,6 +339,28 @@ def class_layers(classes: Sequence[type]) -> list[list[type]]:
     return layers
 
 
+def class_positions(layers: list[list[type]], sweeps: int = 4) -> dict[type, tuple[float, int]]:
+    """{class: (x, layer)}: each layer spread over the widest one's width, and ordered, a
+    few times over, by where its classes' bases are (so arrows cross as little as they can)."""
+    width = max(len(layer) for layer in layers)
+    where: dict[type, tuple[float, int]] = {}
+
+    def place(row: int, layer: list[type]) -> None:
+        for index, cls in enumerate(layer):
+            where[cls] = ((index + 0.5) * width / len(layer), row)
+
+    for row, layer in enumerate(layers):
+        place(row, layer)
+    for _ in range(sweeps):
+        for row, layer in enumerate(layers[1:], start=1):
+            def under_bases(cls: type) -> float:
+                xs = [where[base][0] for base in cls.__bases__ if base in where]
+                return sum(xs) / len(xs) if xs else where[cls][0]
+            layer.sort(key=under_bases)
+            place(row, layer)
+    return where
+
+
 def plot_class_diagram(classes: Sequence[type], title: str = "socketserver's classes",
                        mixins: Sequence[type] = ()) -> Figure:
     """Boxes for *classes*, an arrow from each to each of its bases among them
@@ -341,16 +369,15 @@ def plot_class_diagram(classes: Sequence[type], title: str = "socketserver's cla
     width = max(len(layer) for layer in layers)
     figure = Figure(figsize=(max(6.0, 2.5 * width), 0.9 + 1.0 * len(layers)), layout="constrained")
     axes = figure.add_subplot()
-    where = {}
-    for row, layer in enumerate(layers):
-        for index, cls in enumerate(layer):
-            where[cls] = ((index + 0.5) * width / len(layer), row)
+    where = class_positions(layers)
     for cls, (x, y) in where.items():
         for base in cls.__bases__:
             if base in where:
                 bx, by = where[base]
+                bend = 0.25 if y - by > 1 else 0.0  # an arrow that skips a layer goes round it
                 axes.annotate("", xy=(bx, by + 0.22), xytext=(x, y - 0.22),
-                              arrowprops={"arrowstyle": "-|>", "color": "0.3", "lw": 1})
+                              arrowprops={"arrowstyle": "-|>", "color": "0.3", "lw": 1,
+                                          "connectionstyle": f"arc3,rad={bend}"})
     for cls, (x, y) in where.items():
         colour = OKABE_ITO["orange"] if cls in mixins else OKABE_ITO["sky blue"]
         axes.text(x, y, cls.__name__, ha="center", va="center", fontsize=9,

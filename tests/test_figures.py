@@ -122,6 +122,16 @@ def test_class_layers_put_each_class_below_its_bases():
                                                           "ThreadingUDPServer"]]
 
 
+def test_class_positions_put_a_class_under_its_bases():
+    classes = [socketserver.BaseServer, socketserver.ThreadingMixIn, socketserver.TCPServer,
+               socketserver.ThreadingTCPServer, socketserver.UDPServer]
+    where = figures.class_positions(figures.class_layers(classes))
+    assert where[socketserver.TCPServer][1] == where[socketserver.BaseServer][1] + 1
+    # ThreadingTCPServer sits between its two bases, not at an end of its layer
+    lo, hi = sorted((where[socketserver.TCPServer][0], where[socketserver.ThreadingMixIn][0]))
+    assert lo <= where[socketserver.ThreadingTCPServer][0] <= hi + 1
+
+
 @pytest.mark.parametrize("draw", [
     lambda: figures.plot_sequence(one_forked_request()),
     lambda: figures.plot_fork(one_forked_request()),
