@@ -305,8 +305,10 @@ def plot_states(events: Sequence[Event], title: str = "States over time",
     figure = Figure(figsize=(9, 1.3 + 0.26 * len(rows)), layout="constrained")
     axes = figure.add_subplot()
     start = min((since for *_, since, _ in intervals), default=0.0)
+    end = max((until for *_, until in intervals), default=start)
+    least = max((end - start) * 1000 / 80, 0.05)  # a state that lasted no time still shows
     for row, state, since, until in intervals:
-        axes.barh(rows.index(row), max((until - since) * 1000, 0.05), left=(since - start) * 1000,
+        axes.barh(rows.index(row), max((until - since) * 1000, least), left=(since - start) * 1000,
                   color=colours[state], height=0.7)
     axes.set_yticks(range(len(rows)), rows, fontsize=8 if len(rows) <= 20 else 6)
     axes.invert_yaxis()
