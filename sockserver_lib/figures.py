@@ -47,13 +47,15 @@ def lane_names(events: Iterable[Event], client_thread: str | None = "MainThread"
     """{event.where: a short label}, in order of first appearance.
 
     The client is the lane of *client_thread* in *client_pid* (default: the
-    process of the first event in that thread), when there are several lanes;
+    process of the first note written in that thread), when there are several lanes;
     a lane in another process is named by its pid ("child 4242"), a thread by
     its name."""
     events = list(events)
     pids = [event.pid for event in events]
-    if client_pid is None:
-        client_pid = next((e.pid for e in events if e.thread == client_thread), None)
+    if client_pid is None:  # the client is who writes notes (a server in a script's
+        # main thread has a MainThread too)
+        client_pid = next((e.pid for e in events
+                           if e.thread == client_thread and e.phase == "note"), None)
     first_pid = pids[0] if pids else None
     names: dict[str, str] = {}
     several_lanes = len({event.where for event in events}) > 1
@@ -184,7 +186,7 @@ def _step_box(axes, x: float, row: int, step: Step, colour: str) -> None:
 def fork_marks(step: Step, rows: list[Step]) -> str | None:
     """The remarks of a fork diagram: the fork, each side's close, the child's exit, the reap."""
     event = step.event
-    parent = rows[0].event.pid if rows else None
+    parent = next((row.event.pid for row in rows if row.event.phase != "note"), None)
     remarks = []
     if event.hook == "process_request" and event.pid == parent:
         remarks.append("fork(): the child starts as a copy of the parent")
@@ -257,17 +259,20 @@ def plot_race(events: Sequence[Event], title: str = "Two threads, one counter") 
         axes.plot(x, row, "X" if is_lost else ("o" if event.hook == "read" else "s"),
                   color=OKABE_ITO["vermillion"] if is_lost else PALETTE[row % len(PALETTE)],
                   markersize=10 if is_lost else 7)
+        above = event.hook == "read"  # reads above, writes below: a quick read-write
+        # pair does not print one label over the other
         axes.annotate(f"{event.hook} {event.detail}" + (" (lost)" if is_lost else ""),
-                      (x, row), textcoords="offset points", xytext=(0, 9), ha="center",
-                      fontsize=8, rotation=30)
+                      (x, row), textcoords="offset points", xytext=(0, 9 if above else -11),
+                      ha="center", va="bottom" if above else "top", fontsize=8, rotation=30)
     axes.set_yticks(range(len(lanes)), [_short_thread(lane.split(" ", 2)[-1]) for lane in lanes])
-    axes.set_ylim(len(lanes) - 0.3, -0.8)
+    axes.set_ylim(len(lanes) - 0.2, -0.8)
     axes.set_xlabel("time since the first read (ms)")
     axes.set_title(f"{title}: {len(lost)} lost update{'s' if len(lost) != 1 else ''}")
     axes.legend(handles=[
         axes.plot([], [], "o", color="0.4")[0], axes.plot([], [], "s", color="0.4")[0],
         axes.plot([], [], "X", color=OKABE_ITO["vermillion"])[0]],
-        labels=["read", "write", "write lost (overwritten)"], loc="lower right", fontsize=8)
+        labels=["read", "write", "write lost (overwritten)"], fontsize=8,
+        loc="upper left", bbox_to_anchor=(1.0, 1.0))  # beside the plot: it hides no row
     axes.grid(axis="x", alpha=0.3)
     return figure
 

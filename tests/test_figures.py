@@ -71,6 +71,22 @@ def test_lanes_are_named_client_loop_and_child():
     assert list(names.values()) == ["client", "server loop", f"child {CHILD}"]
 
 
+def test_a_server_in_its_own_scripts_main_thread_is_not_the_client():
+    server = [event(0.1, "get_request", pid=300, thread="MainThread"),
+              event(0.2, "handle", pid=301, thread="MainThread")]
+    # the server starts (and records) before the notebook writes its first note
+    names = figures.lane_names([*server, event(0.3, "connect", "note", thread="MainThread")])
+    assert names[f"pid {PARENT} MainThread"] == "client"
+    assert names["pid 300 MainThread"] != "client"
+
+
+def test_the_fork_marks_find_the_parent_after_a_clients_note():
+    notebook = event(0.0, "connect", "note", pid=999, thread="MainThread")  # the client
+    rows = figures.steps([notebook, *one_forked_request()[1:]])
+    closes = [figures.fork_marks(s, rows) for s in rows if s.event.hook == "close_request"]
+    assert closes[0] == "parent closes its copy of the connection"
+
+
 def race(*steps) -> list[Event]:
     """Notes of threads A and B: ("A", "read", 0) ..."""
     return [event(n * 0.001, what, "note", thread=who, detail=str(value))
