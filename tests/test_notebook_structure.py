@@ -246,3 +246,19 @@ def test_anchors_include_explicit_ids_and_heading_slugs(tmp_path):
     page.write_text('<a id="time-wait"></a>\n### TIME_WAIT\n## Try this\n', encoding="utf-8")
     assert {"time-wait", "TIME_WAIT", "time_wait", "Try-this", "try-this"} <= _anchors(page)
     assert "backlog" not in _anchors(page)
+
+
+#: The notebooks that draw a picture of their own run (the tracer's figures).
+TRACED = ("00_start_here", "02_request_loop", "03_tcp_servers", "06_unix_servers",
+          "07_serve_forever_shutdown", "08_threads", "09_processes", "11_select_server")
+
+
+@pytest.mark.parametrize("stem", TRACED)
+def test_notebook_shows_a_figure_drawn_from_its_own_run_and_asks_what_to_find(stem):
+    notebook = _load(NOTEBOOK_DIR / f"{stem}.ipynb")
+    drawing = [cell for cell in notebook["cells"] if cell["cell_type"] == "code"
+               and re.search(r"figures\.plot_\w+\(", _source(cell))]
+    assert drawing, f"{stem}: no cell draws with sockserver_lib.figures"
+    assert any("image/png" in output.get("data", {}) for cell in notebook["cells"]
+               for output in cell.get("outputs", [])), f"{stem}: no figure in the outputs"
+    assert "**Find it.**" in "\n".join(_markdown(notebook)), f"{stem}: nothing to find in it"
