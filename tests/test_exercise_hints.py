@@ -128,7 +128,8 @@ def _unfolded_hints(index: int, source: str) -> list[str]:
 
 
 def solution_regions(solution: nbformat.NotebookNode) -> list[list[str]]:
-    """The code lines of each BEGIN/END SOLUTION region, normalized, without comments."""
+    """The code lines of each BEGIN/END SOLUTION region, and the fixed lines of each
+    BEGIN FIX/BROKEN region (a debugging lab's fix), normalized, without comments."""
     regions = []
     for cell in solution.cells:
         if cell.cell_type != "code":
@@ -136,9 +137,9 @@ def solution_regions(solution: nbformat.NotebookNode) -> list[list[str]]:
         region = None
         for line in cell.source.split("\n"):
             text = line.strip()
-            if text.startswith("### BEGIN SOLUTION"):
+            if text.startswith(("### BEGIN SOLUTION", "### BEGIN FIX")):
                 region = []
-            elif text.startswith("### END SOLUTION"):
+            elif text.startswith(("### END SOLUTION", "### BROKEN")):
                 regions.append(region)
                 region = None
             elif region is not None and text and not text.startswith("#"):
@@ -240,8 +241,11 @@ def test_no_tier_gives_the_solution_away(folder, name):
 def test_stubs_are_one_plain_line_that_does_not_give_the_code(name):
     exercise = load("exercises", name)
     assert stub_problems(exercise, solution_regions(load("solutions", name))) == []
-    assert "raise NotImplementedError(" in "".join(
-        cell.source for cell in exercise.cells if cell.cell_type == "code")
+    solution_code = "".join(cell.source for cell in load("solutions", name).cells
+                            if cell.cell_type == "code")
+    if "### BEGIN SOLUTION" in solution_code:  # debugging labs (BEGIN FIX) have no stub
+        assert "raise NotImplementedError(" in "".join(
+            cell.source for cell in exercise.cells if cell.cell_type == "code")
 
 
 # --- Exercise 08: the race, seen before the lock is named ------------------------
@@ -391,3 +395,21 @@ def test_the_race_check_finds_a_lock_named_before_the_barrier():
     assert "no timeout" in race_before_lock(no_timeout)[0]
     assert race_before_lock(_notebook(("markdown", "block_on_close, unlocked, deadlock"),
                                       ("code", race), tags={1: ["try-it"]})) == []
+
+
+def test_the_leak_check_finds_a_debugging_labs_fix_but_not_its_broken_lines():
+    lab = _notebook(("code", "def handle(self):\n"
+                             "    ### BEGIN FIX: send it all\n"
+                             "    self.request.sendall(report)\n"
+                             "    ### BROKEN\n"
+                             "    # self.request.send(report)\n"
+                             "    ### END FIX"))
+    assert solution_regions(lab) == [["self.request.sendall(report)"]]
+    markdown = (_tier(1, "a nudge", "`self.request.sendall(report)`") + "\n\n"
+                + _tier(2, "nearly the answer", "Not `self.request.send(report)`."))
+    groups, _ = folded_hints(_notebook(("markdown", markdown)))
+    assert hint_leaks(groups, solution_regions(lab)) == [  # nothing about Hint 2
+        "cell 0, Hint 1 quotes the solution before the last tier: "
+        "'self.request.sendall(report)'",
+        "cell 0, Hint 1 copies 1 of the 1 lines of a solution region: "
+        "['self.request.sendall(report)']"]
