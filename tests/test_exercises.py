@@ -2,7 +2,9 @@
 
 tools/make_exercises.py replaces each ``### BEGIN SOLUTION`` ...
 ``### END SOLUTION`` region of a solution notebook by a NotImplementedError
-stub with the marker's hint; ``--check`` fails when exercises/ has drifted.
+stub with the marker's hint, and each ``### BEGIN FIX`` ... ``### BROKEN``
+... ``### END FIX`` region (a debugging lab) by its broken lines,
+uncommented; ``--check`` fails when exercises/ has drifted.
 Also checked here: the shape of every exercise and solution notebook.
 """
 
@@ -23,6 +25,9 @@ NOTEBOOKS = (
     "01_sockets_by_hand", "02_request_loop", "03_tcp_servers", "04_request_handlers",
     "05_udp", "06_unix_servers", "07_serve_forever_shutdown", "08_threads",
     "09_processes", "10_latency_lab", "11_select_server",
+    "14_http_server",
+    "15_chat_server",
+    "16_debugging_labs",
 )
 
 
@@ -116,6 +121,135 @@ def test_malformed_markers_are_refused(source, problem):
         make_exercises.strip_solution(source)
 
 
+# --- FIX markers: the debugging labs ------------------------------------------------
+
+def test_a_fix_region_becomes_its_broken_lines_uncommented():
+    source = (
+        "def handle(self):\n"
+        "    reply = b'x'\n"
+        "    ### BEGIN FIX: send it all\n"
+        "    self.request.sendall(reply)\n"
+        "    ### BROKEN\n"
+        "    # self.request.send(reply)\n"
+        "    ### END FIX\n"
+        "\n"
+        "x = 1"
+    )
+    assert make_exercises.strip_solution(source) == (
+        "def handle(self):\n"
+        "    reply = b'x'\n"
+        "    self.request.send(reply)\n"
+        "\n"
+        "x = 1"
+    )
+
+
+def test_broken_lines_commented_at_the_start_of_the_line_keep_their_indentation():
+    source = (
+        "class A:\n"
+        "    def f(self):\n"
+        "### BEGIN FIX: sendall\n"
+        "        self.request.sendall(reply)\n"
+        "### BROKEN\n"
+        "#         self.request.send(reply)\n"
+        "#\n"
+        "#        return  # a comment, kept\n"
+        "### END FIX"
+    )
+    assert make_exercises.strip_solution(source) == (
+        "class A:\n"
+        "    def f(self):\n"
+        "        self.request.send(reply)\n"
+        "\n"
+        "       return  # a comment, kept"
+    )
+
+
+@pytest.mark.parametrize("fixed, broken, exercise", [
+    ("    sock.shutdown(SHUT_WR)\n", "", ""),  # the bug: a missing call
+    ("", "    # extra()\n", "    extra()\n"),  # the bug: a line too many
+])
+def test_either_side_of_a_fix_may_be_empty(fixed, broken, exercise):
+    source = f"def f():\n    ### BEGIN FIX: a\n{fixed}    ### BROKEN\n{broken}    ### END FIX\n"
+    assert make_exercises.strip_solution(source) == f"def f():\n{exercise}"
+
+
+def test_the_solution_runs_the_fix_and_the_exercise_the_broken_code():
+    source = ("def total(a, b):\n"
+              "    ### BEGIN FIX: add, not subtract\n"
+              "    return a + b\n"
+              "    ### BROKEN\n"
+              "    # return a - b\n"
+              "    ### END FIX\n")
+    solution, exercise = {}, {}
+    exec(source, solution)  # the markers and the broken lines are comments
+    exec(make_exercises.strip_solution(source), exercise)
+    assert (solution["total"](3, 2), exercise["total"](3, 2)) == (5, 1)
+
+
+def test_solution_and_fix_regions_mix_in_one_notebook():
+    cell = ("def f():\n"
+            "    ### BEGIN SOLUTION: return one\n"
+            "    return 1\n"
+            "    ### END SOLUTION\n"
+            "def g():\n"
+            "    ### BEGIN FIX: two\n"
+            "    return 2\n"
+            "    ### BROKEN\n"
+            "    # return 3\n"
+            "    ### END FIX")
+    regions = make_exercises.regions(cell)
+    assert [(r.kind, r.what, r.line, r.solution, r.broken) for r in regions] == [
+        ("solution", "return one", 2, ("    return 1",), ()),
+        ("fix", "two", 6, ("    return 2",), ("    return 3",)),
+    ]
+    assert make_exercises.strip_solution(cell) == (
+        'def f():\n    raise NotImplementedError("return one")\ndef g():\n    return 3')
+    notebook = nbformat.v4.new_notebook(metadata={"sockserver": {"exercise": "ex42"}})
+    notebook.cells = [nbformat.v4.new_markdown_cell("### BEGIN FIX: not code"),
+                      nbformat.v4.new_code_cell(cell)]
+    assert make_exercises.marker_kinds(notebook) == {"solution", "fix"}
+    exercise = make_exercises.exercise_from_solution(notebook, "ex42_mixed.ipynb")
+    assert exercise.cells[1].source == make_exercises.strip_solution(cell)
+    assert exercise.cells[0].source == "### BEGIN FIX: not code"  # markdown is copied
+
+
+def test_a_notebook_without_regions_is_refused():
+    notebook = nbformat.v4.new_notebook(metadata={"sockserver": {"exercise": "ex42"}})
+    notebook.cells = [nbformat.v4.new_code_cell("x = 1")]
+    with pytest.raises(make_exercises.MarkerError, match="no ### BEGIN SOLUTION or ### BEGIN FIX"):
+        make_exercises.exercise_from_solution(notebook, "ex42_empty.ipynb")
+
+
+FIX = "### BEGIN FIX: a\nx = 1\n### BROKEN\n# y = 1\n### END FIX"
+
+
+@pytest.mark.parametrize("source, problem", [
+    (FIX.replace("FIX: a", "FIX"), "line 1: say what the fix does"),
+    ("### BEGIN FIX: a\nx = 1\n### END FIX", "line 3: ### END FIX without ### BROKEN"),
+    (FIX.rpartition("\n")[0], "### BEGIN FIX without ### END FIX"),
+    ("x = 1\n### BROKEN\n# y", "line 2: ### BROKEN without ### BEGIN FIX"),
+    ("### END FIX", "line 1: ### END FIX without ### BEGIN FIX"),
+    (FIX.replace("# y = 1", "y = 1"), "line 4: a broken line is commented out"),
+    ("### BEGIN FIX: a\n\n### BROKEN\n\n### END FIX", "neither fixed nor broken"),
+    (FIX.replace("# y = 1", "#   x = 1"), "the same as the fixed"),
+    ("### BEGIN FIX: a\n" + FIX, "line 2: ### BEGIN FIX inside another fix region"),
+    ("### BEGIN SOLUTION: a\n" + FIX + "\n### END SOLUTION",
+     "line 2: ### BEGIN FIX inside another solution region"),
+    ("### BEGIN FIX: a\nx\n### BEGIN SOLUTION: b\n### END SOLUTION\n### BROKEN\n### END FIX",
+     "line 3: ### BEGIN SOLUTION inside another fix region"),
+    (FIX.replace("# y = 1", "# y = 1\n### BROKEN"),
+     "line 5: ### BROKEN inside a region opened by ### BEGIN FIX"),
+    (FIX.replace("### END FIX", "### END SOLUTION"),
+     "line 5: ### END SOLUTION inside a region opened by ### BEGIN FIX"),
+    ("### BEGIN SOLUTION: a\nx = 1\n### END FIX",
+     "line 3: ### END FIX inside a region opened by ### BEGIN SOLUTION"),
+])
+def test_malformed_fix_markers_are_refused(source, problem):
+    with pytest.raises(make_exercises.MarkerError, match=re.escape(problem)):
+        make_exercises.strip_solution(source)
+
+
 # --- The notebooks ----------------------------------------------------------
 
 @pytest.mark.parametrize("exercise", EXERCISES, ids=lambda exercise: exercise.id)
@@ -132,9 +266,28 @@ def test_exercise_notebook_states_the_task_and_ends_with_its_check(exercise):
     assert cells[-1].source.endswith(exercise.check_call())
     for cell in cells:
         assert cell.outputs == [] and cell.execution_count is None
-        assert "### BEGIN SOLUTION" not in cell.source
-        ast.parse(cell.source)  # every stub is valid Python
-    assert any("raise NotImplementedError(" in cell.source for cell in cells)
+        assert not any(marker in cell.source for marker in make_exercises.MARKERS)
+        ast.parse(cell.source)  # every stub, and all broken code, is valid Python
+    kinds = make_exercises.marker_kinds(read("solutions", exercise))
+    assert kinds, "nothing for the student to write or fix"
+    if make_exercises.SOLUTION in kinds:
+        assert any("raise NotImplementedError(" in cell.source for cell in cells)
+    if make_exercises.FIX in kinds:
+        assert_exercise_has_the_broken_code(read("solutions", exercise), notebook)
+
+
+def assert_exercise_has_the_broken_code(solution, exercise):
+    """Each FIX region's cell has, in the exercise, its broken lines and none of the
+    fixed lines that the broken ones do not have too."""
+    pairs = zip(code_cells(solution), code_cells(exercise), strict=True)
+    for solution_cell, exercise_cell in pairs:
+        lines = exercise_cell.source.split("\n")
+        for region in make_exercises.regions(solution_cell.source):
+            if region.kind != make_exercises.FIX:
+                continue
+            assert set(region.broken) <= set(lines), region
+            only_fixed = {line for line in region.solution if line.strip()} - set(region.broken)
+            assert not only_fixed & set(lines), region
 
 
 @pytest.mark.parametrize("exercise", EXERCISES, ids=lambda exercise: exercise.id)

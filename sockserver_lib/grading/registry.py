@@ -63,6 +63,20 @@ from .ex11 import (
     _ex11_silent_client,
     _ex11_split_across_sends,
 )
+from .ex14 import EX14_TESTS, SYMLINK_TESTS, symlinks_unavailable
+from .ex15 import (
+    _ex15_commands_checked,
+    _ex15_every_way_out_leaves_the_room,
+    _ex15_half_line_then_close,
+    _ex15_join_moves_between_rooms,
+    _ex15_many_clients_in_order,
+    _ex15_messages_reach_the_room_only,
+    _ex15_nonreader_does_not_stall_the_room,
+    _ex15_nonreader_is_dropped,
+    _ex15_quit_closes,
+    _ex15_welcome_and_nick,
+)
+from .ex16 import EX16_NAMES, EX16_TESTS
 from .model import Exercise, Students, Test
 
 
@@ -300,6 +314,34 @@ def _registry() -> dict[str, Exercise]:
                 ("server_close_closes_every_connection", _ex11_closing),
                 ("no_leaks_after_rude_clients", _ex11_no_leaks),
             ),
+        ),
+        Exercise(
+            "ex14", "ex14_http_server.ipynb",
+            "Build an HTTP/1.0 file server that keeps its files in",
+            {"FileHandler": "FileHandler"},
+            _specific(*EX14_TESTS)
+            + _specific(*SYMLINK_TESTS, unavailable=symlinks_unavailable),
+        ),
+        Exercise(
+            "ex15", "ex15_chat_server.ipynb",
+            "Build a chat server that a client who never reads cannot stall",
+            {"ChatServer": "ChatServer", "ChatHandler": "ChatHandler"},
+            _specific(
+                ("welcome_and_nick", _ex15_welcome_and_nick),
+                ("join_moves_between_rooms", _ex15_join_moves_between_rooms),
+                ("messages_reach_the_room_only", _ex15_messages_reach_the_room_only),
+                ("commands_checked", _ex15_commands_checked),
+                ("quit_closes", _ex15_quit_closes),
+                ("many_clients_in_order", _ex15_many_clients_in_order),
+                ("nonreader_does_not_stall_the_room", _ex15_nonreader_does_not_stall_the_room),
+                ("nonreader_is_dropped", _ex15_nonreader_is_dropped),
+                ("half_line_then_close", _ex15_half_line_then_close),
+                ("every_way_out_leaves_the_room", _ex15_every_way_out_leaves_the_room),
+            ),
+        ),
+        Exercise(
+            "ex16", "ex16_debugging_labs.ipynb", "Fix ten broken servers",
+            EX16_NAMES, EX16_TESTS,
         ),
     ]
     return {exercise.id: exercise for exercise in exercises}
