@@ -3,8 +3,8 @@
     python tools/make_class.py CLASS_FOLDER [--students 100] [--seed 2026]
     python -m sockserver_lib.grade CLASS_FOLDER --csv grades.csv
 
-Each student (a subfolder, student-001 ...) hands in five exercises of the
-eleven, each notebook one of these kinds, drawn with a fixed seed:
+Each student (a subfolder, student-001 ...) hands in five of the
+registry's exercises, each notebook one of these kinds, drawn with a fixed seed:
 
 - correct: the solution;            - partial: the solution, its last part unsolved
 - untouched: the exercise as given; - renamed: the solution under another name
