@@ -19,7 +19,7 @@ from checkout import REPO
 
 from sockserver_lib.grading import EXERCISES, run_isolated
 from sockserver_lib.grading.engine import TEST_TIME_LIMIT
-from sockserver_lib.grading.model import PASSED
+from sockserver_lib.grading.model import FAILED, PASSED
 
 TESTS = {test.name: test for test in EXERCISES["ex15"].tests}
 
@@ -133,6 +133,7 @@ def with_mistake(class_name: str, source: str) -> dict:
 def test_each_mistake_fails_its_test(class_name, source, failing):
     namespace = with_mistake(class_name, source)
     status, message = grade(failing, namespace["ChatServer"], namespace["ChatHandler"])
-    assert status != PASSED, f"{failing} passed with the mistake"
+    assert status == FAILED, f"{failing} gave {status} with the mistake: {message}"
+    assert "see the hints" in message  # the symptom, and where to look; not the fix
     solution = definitions(SOLUTION)
     assert grade(failing, solution["ChatServer"], solution["ChatHandler"])[0] == PASSED

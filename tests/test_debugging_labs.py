@@ -117,3 +117,17 @@ def test_notebook_16_has_a_section_per_lab_with_its_answer_folded():
         assert re.search(r"\*\*[^*]*[Ss]ymptom", body), f"lab {number}: no symptom shown"
         assert re.search(r"\*\*[^*]*\b[Tt]ools?\b", body), f"lab {number}: no tool named"
     assert "../exercises/ex16_debugging_labs.ipynb" in text
+
+
+# --- Lab 2 cannot be dodged ---------------------------------------------------------
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("dodge", [{"timeout": None}, {"report_lines": 1}],
+                         ids=["without the handler's timeout", "with a one-line report"])
+def test_lab02_fails_send_for_sendall_whatever_the_handler_changes(dodge):
+    broken = students("exercises")["ReportHandler"]
+    dodging = type("Dodging", (broken,), dodge)
+    lab02 = EX16_TESTS[1].run
+    with pytest.raises(AssertionError, match="cut short"):
+        lab02({"ReportHandler": dodging})
+    lab02({"ReportHandler": type("Fixed", (students("solutions")["ReportHandler"],), dodge)})

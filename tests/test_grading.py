@@ -324,7 +324,7 @@ def test_check_prints_each_test_and_the_score(fake_exercise, capsys):
     result = check("ex99", value=stub)
     lines = capsys.readouterr().out.splitlines()
     assert lines[0] == "PASS passes"
-    assert lines[1] == "FAIL fails: expected 1, got 2; hint: add one"
+    assert lines[1].startswith("FAIL fails: expected 1, got 2; hint: add one (in _fails(), line")
     assert lines[2] == "FAIL stub: not implemented yet (write it)"
     assert lines[3].startswith("FAIL raises: KeyError: 'missing key' (in _raises_key_error(), line")
     assert lines[4].startswith("FAIL hangs: did not finish within 1 s and was stopped")
@@ -438,3 +438,17 @@ def test_readme_gives_the_registrys_points_total():
     total = sum(spec.total for spec in grading.EXERCISES.values())
     readme = (REPO / "README.md").read_text(encoding="utf-8")
     assert f"{total}\n  points in all" in readme or f"{total} points in all" in readme
+
+
+def _student_asserts(message: str):
+    """A function compiled as a student's notebook cell is (no pytest rewriting)."""
+    namespace = {"MESSAGE": message}
+    exec(compile("def student_code():\n    assert 1 + 1 == 3, MESSAGE\n", "<cell>", "exec"),
+         namespace)
+    return namespace["student_code"]
+
+
+@pytest.mark.parametrize("message, shown", [("boom", "boom"), ("", "an assertion failed")])
+def test_an_assertion_in_the_students_code_says_where_with_or_without_a_message(message, shown):
+    status, text = grading.run_isolated(_student_asserts(message), 5)
+    assert (status, text) == (grading.FAILED, f"{shown} (in student_code(), line 2)")

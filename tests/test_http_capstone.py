@@ -23,6 +23,7 @@ import os
 import sys
 import urllib.parse
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import nbformat
 import pytest
@@ -93,6 +94,7 @@ def test_the_solution_refuses_every_traversal_attempt_without_opening_the_secret
     assert reply.status in ex14.REFUSALS, (attempt, reply.status)
     assert SECRET not in reply.raw
     assert str(site.secret) not in opened, f"{attempt.name}: the server opened the secret"
+    assert str(site.sibling_secret) not in opened, f"{attempt.name}: it opened site-old/secret"
     assert server.errors == []
 
 
@@ -126,16 +128,28 @@ def test_traversal_attempts_cover_the_promised_encodings():
     assert any("%00" in target for target in targets)
 
 
-def test_every_group_of_attempts_is_graded():
+def test_every_group_of_attempts_is_graded_after_its_look_alikes():
     graded = {test.run.__name__ for test in EXERCISES["ex14"].tests}
-    for group in {attempt.group for attempt in TRAVERSAL_ATTEMPTS}:
+    groups = {attempt.group for attempt in TRAVERSAL_ATTEMPTS}
+    assert groups == set(ex14.LOOK_ALIKES)
+    for group in groups:
         assert f"_ex14_traversal_{group}" in graded, group
+
+
+def test_look_alikes_name_files_inside_the_root(tmp_path):
+    site = ex14.make_site(tmp_path)
+    for target, name in (pair for pairs in ex14.LOOK_ALIKES.values() for pair in pairs):
+        decoded = urllib.parse.unquote(target, errors="strict").lstrip("/")
+        assert (site.root / decoded).resolve() == (site.root / name).resolve(), target
+        assert name in ex14.FILES
 
 
 def test_make_site_puts_the_secret_just_outside_the_root(tmp_path):
     site = ex14.make_site(tmp_path)
     assert site.root.parent == site.secret.parent == tmp_path.resolve()
     assert site.secret.read_bytes() == SECRET
+    assert site.sibling_secret.read_bytes() == SECRET
+    assert site.sibling_secret.parent.name.startswith(site.root.name)
     for name, content in ex14.FILES.items():
         assert (site.root / name).read_bytes() == content
     if ex14.symlinks_unavailable() is None:
@@ -173,8 +187,9 @@ def _decoding_twice(namespace: dict) -> Callable:
     return lambda root, target: loose(root, urllib.parse.unquote(target))
 
 
-def _normpath_only(namespace: dict) -> Callable:
-    """Containment checked on the text (normpath), so links are not followed."""
+def _checked(namespace: dict, *, resolve: Callable, contains: Callable) -> Callable:
+    """The solution's resolve_target() with its own way to *resolve* a path and to check
+    that the root *contains* it."""
     http_error = namespace["HTTPError"]
 
     def resolve_target(root, target):
@@ -184,12 +199,41 @@ def _normpath_only(namespace: dict) -> Callable:
             raise http_error(400) from None
         if "\x00" in path or "\\" in path:
             raise http_error(400)
-        candidate = os.path.normpath(os.path.join(root, path.lstrip("/")))
+        root = resolve(root)
+        candidate = resolve(os.path.join(root, path.lstrip("/")))
         if os.path.isdir(candidate):
-            candidate = os.path.join(candidate, "index.html")
-        if not candidate.startswith(root) or not os.path.isfile(candidate):
+            candidate = resolve(os.path.join(candidate, "index.html"))
+        if not contains(root, candidate) or not os.path.isfile(candidate):
             raise http_error(404)
         return candidate
+
+    return resolve_target
+
+
+def _inside(root: str, path: str) -> bool:
+    return Path(path).is_relative_to(root)
+
+
+def _normpath_only(namespace: dict) -> Callable:
+    """Containment checked on the text (normpath), so links are not followed."""
+    return _checked(namespace, resolve=os.path.normpath, contains=_inside)
+
+
+def _prefix_only(namespace: dict) -> Callable:
+    """Real paths, but containment as a prefix of the text: site-old/ starts with site."""
+    return _checked(namespace, resolve=os.path.realpath,
+                    contains=lambda root, path: path.startswith(root))
+
+
+def _refusing_what_looks_odd(namespace: dict) -> Callable:
+    """The solution's resolve_target(), behind a refusal of every "%" and ".." in the target."""
+    http_error = namespace["HTTPError"]
+    solution = namespace["resolve_target"]
+
+    def resolve_target(root, target):
+        if "%" in target or ".." in target:
+            raise http_error(400)
+        return solution(root, target)
 
     return resolve_target
 
@@ -235,6 +279,11 @@ TRAVERSAL = {"traversal_dot_dot", "traversal_percent_encoded",
       "traversal_double_encoded_and_backslash"}),
     ("checking the text, not where links lead", ("resolve_target", _normpath_only),
      {"traversal_symlink_out_of_root"}),
+    ("containment as a prefix of the text", ("resolve_target", _prefix_only),
+     {"traversal_dot_dot"}),
+    ("refusing every % and ..", ("resolve_target", _refusing_what_looks_odd),
+     {"get_files", "traversal_dot_dot", "traversal_percent_encoded",
+      "traversal_double_encoded_and_backslash"}),
     ("readline() without a limit", ("read_line", _unlimited_read_line),
      {"request_line_too_long", "headers_too_large"}),
 ], ids=lambda value: value if isinstance(value, str) else "")

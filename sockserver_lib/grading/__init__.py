@@ -25,7 +25,7 @@ The package, one layer per module:
 - engine.py    running one test isolated, with a time limit (run_isolated, run_in_child)
 - frontend.py  check() for a notebook, grade() for the batch grader
 - helpers.py   what the exercises' tests share: _expect, _talking, clients, handlers
-- exNN.py      the tests specific to exercise NN (ex01, ex03 ... ex11)
+- exNN.py      the tests specific to exercise NN (ex01, ex03 ... ex11, ex14, ex15, ex16)
 - registry.py  every exercise and its tests (EXERCISES), add_tests(), load_extra_tests()
 """
 

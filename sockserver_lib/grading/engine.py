@@ -271,7 +271,7 @@ def _outcome(function: Callable[[], None]) -> tuple[str, str]:
     except NotImplementedError as error:
         return NOT_IMPLEMENTED, _not_implemented_message(str(error))
     except AssertionError as error:
-        return FAILED, str(error) or "an assertion failed" + _where(error)
+        return FAILED, (str(error) or "an assertion failed") + _where(error)
     except BaseException as error:  # anything the student's code raised
         return ERROR, f"{type(error).__name__}: {error}{_where(error)}"
     return PASSED, ""

@@ -14,10 +14,6 @@ from .helpers import _expect, _line_echo_handler, _talking
 from .model import Students
 
 
-def _no_unix_sockets() -> str | None:
-    return None if hasattr(socket, "AF_UNIX") else "this platform has no AF_UNIX"
-
-
 def _ex06_keeps_other_servers_file(students: Students) -> None:
     handler = _line_echo_handler()
     with lab.temporary_socket_path() as path:

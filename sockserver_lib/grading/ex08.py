@@ -10,45 +10,8 @@ from typing import Any
 import sockserver_lib
 
 from .. import lab
-from .helpers import _expect
+from .helpers import RACE_WINDOW, _ContentionDetectingLock, _expect
 from .model import Students
-
-#: Seconds the counter test's first reader waits for a second one (only a
-#: server that is not concurrent makes it wait that long).
-RACE_WINDOW = 4.0
-
-
-class _ContentionDetectingLock:
-    """A Lock that breaks *barrier* when a second thread has to wait for it.
-
-    The first reader of ``hits`` waits at the barrier for a second reader:
-    with a lock held around read-and-write, the second thread blocks on the
-    lock instead, which breaks the barrier, and the first goes on at once.
-    """
-
-    def __init__(self, barrier: threading.Barrier) -> None:
-        self._lock = threading.Lock()
-        self._barrier = barrier
-
-    def acquire(self, blocking: bool = True, timeout: float = -1) -> bool:
-        if self._lock.acquire(blocking=False):
-            return True
-        if not blocking:
-            return False
-        self._barrier.abort()  # someone holds the lock: no race to expose
-        return self._lock.acquire(True, timeout)
-
-    def release(self) -> None:
-        self._lock.release()
-
-    def locked(self) -> bool:
-        return self._lock.locked()
-
-    def __enter__(self) -> bool:
-        return self.acquire()
-
-    def __exit__(self, *exc_info: Any) -> None:
-        self.release()
 
 
 def _counting_server(barrier: threading.Barrier | None = None) -> type:

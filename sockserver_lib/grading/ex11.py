@@ -14,7 +14,7 @@ from typing import Any
 import sockserver_lib
 
 from .. import contract, lab
-from .helpers import STOP_TIME, _expect, _recv_exactly, _talking
+from .helpers import STOP_TIME, _expect, _recv_exactly, _small_send_buffers, _talking
 from .model import Students
 
 #: Seconds a check waits before concluding that no reply is coming.
@@ -203,13 +203,6 @@ def _ex11_many_connections(students: Students) -> None:
                 _expect(lab.recv_line(client) == b"%d\n" % number, "a client got a wrong echo")
 
 
-def _small_buffers(server: Any) -> tuple:
-    """get_request() giving the accepted socket a small send buffer."""
-    request, client_address = super(type(server), server).get_request()
-    request.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, EX11_SMALL_BUFFER)
-    return request, client_address
-
-
 def _flood() -> bytes:
     """EX11_FLOOD_LINES numbered lines: b"0000000\\n0000001\\n..." (4 MiB)."""
     return b"".join(b"%07d\n" % number for number in range(EX11_FLOOD_LINES))
@@ -225,7 +218,8 @@ class _Flooding(sockserver_lib.LineHandler):
 def _ex11_large_reply(students: Students) -> None:
     hint = ("each client socket must be non-blocking; send() may take only part of the "
             "reply: keep what it did not take for the next on_writable()")
-    with _event_loop(students, _Flooding, get_request=_small_buffers) as (server, errors):
+    get_request = _small_send_buffers(EX11_SMALL_BUFFER)
+    with _event_loop(students, _Flooding, get_request=get_request) as (server, errors):
         address = server.server_address
         with socket.socket() as flooded:
             flooded.settimeout(lab.CLIENT_TIMEOUT)

@@ -3,9 +3,13 @@
 The student's FileHandler (a StreamRequestHandler whose class attribute
 ``root`` names the folder it serves) runs on a threading server over a
 temporary site made by make_site().  A file, ``secret``, lies just outside
-that root; TRAVERSAL_ATTEMPTS are the request targets that try to reach it
-(or /etc/passwd): every one must be refused with 400, 403 or 404, and no
-reply may contain the secret.  Replies are read with http.client and
+that root (and another in ``site-old/``, a sibling folder whose name starts
+with the root's); TRAVERSAL_ATTEMPTS are the request targets that try to
+reach them (or /etc/passwd): every one must be refused with 400, 403 or 404,
+and no reply may contain the secret.  Each traversal test first asks for its
+LOOK_ALIKES, files inside the root whose names look like an attack (a
+percent sign, two dots, an encoded letter): a server that refuses anything
+unusual fails them.  Replies are read with http.client and
 urllib.request, or read whole from a socket and parsed by
 http.client.HTTPResponse (a request http.client refuses to send, such as a
 NUL byte, goes out on a plain socket).
@@ -23,20 +27,21 @@ import http.client
 import io
 import mimetypes
 import os
+import re
 import shutil
-import sys
 import tempfile
 import urllib.error
+import urllib.parse
 import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import NamedTuple
 
 import sockserver_lib
 
 from .. import lab
-from .helpers import _expect
+from .helpers import _expect, _KeepsHandlerErrors
 from .model import Students
 
 #: The task's limits: bytes in the request line or in one header line (its CRLF included),
@@ -52,6 +57,10 @@ FILES = {
     "data.json": b'{"layer": 14, "protocol": "HTTP/1.0"}\n',
     "subdir/notes.txt": b"notes in a folder\n",
     "big.bin": bytes(range(256)) * 8192,  # 2 MiB, every byte value
+    "with space.txt": b"a name with a space\n",
+    "caf\u00e9.txt": "caf\u00e9: a name in UTF-8\n".encode(),
+    "dots..in..name.txt": b"two dots in a name are not a parent folder\n",
+    "100%.txt": b"a per cent sign in a name\n",
 }
 #: Statuses that refuse a request for something outside the root.
 REFUSALS = (400, 403, 404)
@@ -83,6 +92,8 @@ TRAVERSAL_ATTEMPTS: tuple[Attempt, ...] = (
     Attempt("dot-dot", "/../secret", "dot_dot"),
     Attempt("dot-dot after a folder", "/subdir/../../secret", "dot_dot"),
     Attempt("dot-dot, twice", "/../../../../../../etc/passwd", "dot_dot"),
+    Attempt("a sibling folder whose name starts with the root's", "/../site-old/secret",
+            "dot_dot"),
     Attempt("encoded dots", "/%2e%2e/secret", "percent_encoded"),
     Attempt("encoded dots and slash, upper case", "/%2E%2E%2Fsecret", "percent_encoded"),
     Attempt("encoded slash", "/..%2fsecret", "percent_encoded"),
@@ -104,10 +115,26 @@ TRAVERSAL_ATTEMPTS: tuple[Attempt, ...] = (
     Attempt("NUL byte, raw", "/../secret\x00.html", "nul_byte"),
 )
 
+#: Per group of TRAVERSAL_ATTEMPTS, targets that only look like attacks, and the file
+#: (a key of FILES) each must be answered with, 200.
+LOOK_ALIKES: dict[str, tuple[tuple[str, str], ...]] = {
+    "dot_dot": (("/dots..in..name.txt", "dots..in..name.txt"),),
+    "percent_encoded": (("/%68ello.txt", "hello.txt"), ("/with%20space.txt", "with space.txt")),
+    "double_encoded_and_backslash": (("/100%25.txt", "100%.txt"),
+                                     ("/caf%C3%A9.txt", "caf\u00e9.txt")),
+    "absolute": (("/subdir/notes.txt", "subdir/notes.txt"),),
+    "symlink": (("/link-in", "hello.txt"),),
+    "nul_byte": (("/hello.txt", "hello.txt"),),
+}
+
 
 @dataclass(frozen=True)
 class Site:
-    """A folder to serve (*root*) and, next to it in *outside*, the file ``secret``."""
+    """A folder to serve (*root*) and, next to it in *outside*, the file ``secret``.
+
+    ``site-old/secret`` (*sibling_secret*) holds the secret too: its folder's name
+    starts with the root's.
+    """
 
     outside: Path
     root: Path
@@ -116,19 +143,26 @@ class Site:
     def secret(self) -> Path:
         return self.outside / "secret"
 
+    @property
+    def sibling_secret(self) -> Path:
+        return self.outside / "site-old" / "secret"
+
 
 def make_site(folder: str | os.PathLike) -> Site:
-    """Fill *folder* with a site: ``secret`` in it, and the root ``site/`` beside it.
+    """Fill *folder* with a site: ``secret`` in it, the root ``site/`` beside it.
 
-    The root holds FILES, an empty folder ``empty/`` (no index.html), and
-    symbolic links: ``link-in`` to hello.txt (inside), ``link-out`` to the
-    secret and ``dir-out`` to *folder* (both outside).  Where symbolic links
-    cannot be made, they are left out.
+    ``site-old/secret``, beside the root too, holds the same secret.  The root
+    holds FILES, an empty folder ``empty/`` (no index.html), and symbolic links:
+    ``link-in`` to hello.txt (inside), ``link-out`` to the secret and ``dir-out``
+    to *folder* (both outside).  Where symbolic links cannot be made, they are
+    left out.
     """
     outside = Path(folder).resolve()
     root = outside / "site"
     (root / "empty").mkdir(parents=True)
     (outside / "secret").write_bytes(SECRET)
+    (outside / "site-old").mkdir()
+    (outside / "site-old" / "secret").write_bytes(SECRET)
     for name, content in FILES.items():
         (root / name).parent.mkdir(parents=True, exist_ok=True)
         (root / name).write_bytes(content)
@@ -142,18 +176,11 @@ def make_site(folder: str | os.PathLike) -> Site:
 # --- Serving the student's handler -------------------------------------------------------
 
 
-class _RecordingServer(sockserver_lib.ThreadingTCPServer):
+class _RecordingServer(_KeepsHandlerErrors, sockserver_lib.ThreadingTCPServer):
     """A threading server that keeps its handlers' errors; its threads never hold it."""
 
     daemon_threads = True
     block_on_close = False
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        self.errors: list[BaseException] = []
-        super().__init__(*args, **kwargs)
-
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        self.errors.append(sys.exc_info()[1])
 
 
 @contextlib.contextmanager
@@ -270,7 +297,8 @@ def _content_type(name: str) -> str:
 def _ex14_get_files(students: Students) -> None:
     with _serving(students) as (server, _):
         for name, content in FILES.items():
-            for path in (f"/{name}", f"/{name}?version=2"):
+            quoted = urllib.parse.quote(name)
+            for path in (f"/{quoted}", f"/{quoted}?version=2"):
                 try:
                     with urllib.request.urlopen(_url(server, path),
                                                 timeout=lab.CLIENT_TIMEOUT) as response:
@@ -348,9 +376,10 @@ def _ex14_not_found(students: Students) -> None:
         for target in ("/missing.txt", "/subdir/missing", "/hello.txt/more"):
             reply = _ask(server, _get(target))
             _expect(reply.status == 404, f"GET {target} got {reply.status}, expected 404")
-            _expect(reply.headers.get("Content-Length") == str(len(reply.body)),
+            sent = len(reply.after_headers)
+            _expect(reply.headers.get("Content-Length") == str(sent),
                     f"GET {target}: Content-Length {reply.headers.get('Content-Length')!r} but "
-                    f"a body of {len(reply.body)} bytes; an error's body needs its length too")
+                    f"{sent} bytes came after the headers; an error's body needs its length too")
 
 
 def _ex14_method_not_allowed(students: Students) -> None:
@@ -451,22 +480,33 @@ def _ex14_one_response_per_connection(students: Students) -> None:
                 "stays open; answer with HTTP/1.0, then close")
 
 
+#: A line of /etc/passwd: a name, a password field, then user and group 0 (root).
+_PASSWD_ROOT_LINE = re.compile(rb"(?m)^root:[^:\n]*:0:0:")
+
+
+def _serves_look_alikes(server: _RecordingServer, group: str) -> None:
+    for target, name in LOOK_ALIKES[group]:
+        reply = _ask(server, _get(target))
+        _expect(reply.status == 200 and reply.body == FILES[name],
+                f"GET {target} got {reply.status}, expected 200 and the file {name!r}: it is "
+                "inside the root, and only looks like an attack. A safe server refuses "
+                "paths that land outside the root, not names that look unusual")
+
+
 def _traversal(group: str):
-    """The test for the TRAVERSAL_ATTEMPTS of *group*."""
+    """The test for the TRAVERSAL_ATTEMPTS of *group*, after its LOOK_ALIKES are served."""
 
     def run(students: Students) -> None:
         with _serving(students) as (server, site):
+            _serves_look_alikes(server, group)
             for attempt in TRAVERSAL_ATTEMPTS:
                 if attempt.group != group:
                     continue
                 target = attempt.target_for(site)
-                request = b"GET " + target + b" HTTP/1.0\r\n\r\n"
-                reply = _ask(server, request)
-                _expect(SECRET not in reply.raw and b"root:" not in reply.body,
+                reply = _ask(server, b"GET " + target + b" HTTP/1.0\r\n\r\n")
+                _expect(SECRET not in reply.raw and not _PASSWD_ROOT_LINE.search(reply.body),
                         f"{attempt.name}: GET {target!r} was answered with a file from OUTSIDE "
-                        f"the root (status {reply.status}). Decode the target once, join it to "
-                        "the root, resolve it (os.path.realpath) and check that the result is "
-                        "still inside the root (Path.is_relative_to)")
+                        f"the root (status {reply.status}); see the hints of resolve_target()")
                 _expect(reply.status in REFUSALS,
                         f"{attempt.name}: GET {target!r} got {reply.status}, expected 400, 403 "
                         "or 404")
@@ -515,5 +555,6 @@ SYMLINK_TESTS = (
     ("traversal_symlink_out_of_root", _ex14_traversal_symlink),
 )
 
-__all__ = ["EX14_TESTS", "FILES", "MAX_HEADER_BYTES", "MAX_LINE", "SECRET", "SYMLINK_TESTS",
-           "TRAVERSAL_ATTEMPTS", "Attempt", "Reply", "Site", "make_site", "symlinks_unavailable"]
+__all__ = ["EX14_TESTS", "FILES", "LOOK_ALIKES", "MAX_HEADER_BYTES", "MAX_LINE", "SECRET",
+           "SYMLINK_TESTS", "TRAVERSAL_ATTEMPTS", "Attempt", "Reply", "Site", "make_site",
+           "symlinks_unavailable"]

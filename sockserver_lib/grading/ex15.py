@@ -19,7 +19,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from .. import lab
-from .helpers import _expect, _talking
+from .helpers import _expect, _small_send_buffers, _talking
 from .model import Students
 
 #: Clients in the many-clients test, in two rooms, and the lines each one says.
@@ -156,19 +156,21 @@ def _ex15_welcome_and_nick(students: Students) -> None:
 
 
 def _ex15_join_moves_between_rooms(students: Students) -> None:
-    hint = ("join(): with the lock, _leave() the old room (which tells it '* NAME left'), "
-            "tell the new room '* NAME joined', add the client, set client.room, reply")
+    hint = ("after /join ROOM, the old room hears '* NAME left' and the new one "
+            "'* NAME joined'; see the hints for the rooms")
     with _chat(students) as (server, clients), _talking("/join between rooms", hint):
         address = server.server_address
         alice = _joined(address, clients, b"alice")
         bob = _joined(address, clients, b"bob")
         alice.read_until(b"* guest2 is now bob")
         alice.join(b"red")
-        _expect(bob.read_line() == b"* alice left\n", f"the lobby got {bob.heard[-1]!r} "
-                "when alice joined red, expected b'* alice left\\n'")
+        line = bob.read_line()
+        _expect(line == b"* alice left\n", f"the lobby got {line!r} when alice joined red, "
+                "expected b'* alice left\\n'")
         bob.join(b"red")
-        _expect(alice.read_line() == b"* bob joined\n", f"red got {alice.heard[-1]!r} when "
-                "bob joined it, expected b'* bob joined\\n'")
+        line = alice.read_line()
+        _expect(line == b"* bob joined\n", f"red got {line!r} when bob joined it, expected "
+                "b'* bob joined\\n'")
         members = sorted(client.name for client in server.rooms.get("red", []))
         _expect(members == ["alice", "bob"], f"server.rooms['red'] holds {members}, expected "
                 "alice and bob")
@@ -177,8 +179,8 @@ def _ex15_join_moves_between_rooms(students: Students) -> None:
 
 
 def _ex15_messages_reach_the_room_only(students: Students) -> None:
-    hint = ("say() tells the sender's room only, and not the sender; tell() skips the "
-            "client given as but")
+    hint = ("a line said in a room reaches the others in that room, and no one else; see "
+            "the hints for the rooms")
     with _chat(students) as (server, clients), _talking("messages in two rooms", hint):
         address = server.server_address
         alice = _joined(address, clients, b"alice", b"red")
@@ -188,14 +190,17 @@ def _ex15_messages_reach_the_room_only(students: Students) -> None:
         alice.read_until(b"* bob joined")
         carol.read_until(b"* dave joined")
         alice.send(b"hi bob")
-        _expect(bob.read_line() == b"<alice> hi bob\n", f"bob got {bob.heard[-1]!r}, "
-                f"expected b'<alice> hi bob\\n'; {hint}")
+        line = bob.read_line()
+        _expect(line == b"<alice> hi bob\n", f"bob got {line!r}, expected "
+                f"b'<alice> hi bob\\n'; {hint}")
         dave.send(b"hi carol")
-        _expect(carol.read_line() == b"<dave> hi carol\n", f"carol, in another room, got "
-                f"{carol.heard[-1]!r} before dave's b'<dave> hi carol\\n'; {hint}")
+        line = carol.read_line()
+        _expect(line == b"<dave> hi carol\n", f"carol, in another room, got {line!r} before "
+                f"dave's b'<dave> hi carol\\n'; {hint}")
         bob.send(b"hello alice")
-        _expect(alice.read_line() == b"<bob> hello alice\n", f"alice got {alice.heard[-1]!r} "
-                "before bob's answer: a sender must not get its own line back")
+        line = alice.read_line()
+        _expect(line == b"<bob> hello alice\n", f"alice got {line!r} before bob's answer: a "
+                f"sender must not get its own line back; {hint}")
 
 
 def _ex15_commands_checked(students: Students) -> None:
@@ -219,8 +224,8 @@ def _ex15_commands_checked(students: Students) -> None:
 
 
 def _ex15_quit_closes(students: Students) -> None:
-    hint = ("on '/quit' reply '* bye' and return False; handle() then ends: finally, "
-            "leave() and client.close(), which sends what is queued")
+    hint = ("after /quit, the client gets '* bye', then the end of its connection, and its "
+            "room hears '* NAME left'; see the hints for the handler")
     with _chat(students) as (server, clients), _talking("/quit", hint):
         address = server.server_address
         alice = _joined(address, clients, b"alice")
@@ -235,8 +240,8 @@ def _ex15_quit_closes(students: Students) -> None:
 
 
 def _ex15_many_clients_in_order(students: Students) -> None:
-    hint = ("every member of a room, and only they, gets each line; each client's writer "
-            "thread sends its outbox in order")
+    hint = ("every member of a room, and only they, gets each line, in the order it was "
+            "said; see the hints for the outbox")
     rooms = [b"even", b"odd"]
     ready = threading.Barrier(EX15_CLIENTS, timeout=lab.CLIENT_TIMEOUT)
     done = threading.Barrier(EX15_CLIENTS, timeout=lab.CLIENT_TIMEOUT)
@@ -276,13 +281,6 @@ def _ex15_many_clients_in_order(students: Students) -> None:
                     f"{expected!r}; {hint}")
 
 
-def _small_buffers(server: Any) -> tuple:
-    """get_request() giving each accepted socket a small send buffer."""
-    request, client_address = super(type(server), server).get_request()
-    request.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, EX15_SMALL_BUFFER)
-    return request, client_address
-
-
 def _flood(students: Students) -> tuple[int, bool, list[bytes] | None]:
     """alice floods a room where mallory never reads; bob reads each round.
 
@@ -290,9 +288,9 @@ def _flood(students: Students) -> tuple[int, bool, list[bytes] | None]:
     mallory read once the flood was over up to the end of her connection,
     or None if it did not end).
     """
-    hint = ("the handler thread must never wait for one client: send() only queues "
-            "(put_nowait), and each client's writer thread calls sendall()")
-    with _chat(students, get_request=_small_buffers, max_queued=EX15_MAX_QUEUED) as (
+    hint = "a client that never reads must not hold up the others; see the hints for the outbox"
+    with _chat(students, get_request=_small_send_buffers(EX15_SMALL_BUFFER),
+               max_queued=EX15_MAX_QUEUED) as (
             server, clients), _talking("a room with a client that never reads", hint):
         address = server.server_address
         mallory = _joined(address, clients, b"mallory", b"room", rcvbuf=EX15_SMALL_BUFFER)
@@ -310,8 +308,7 @@ def _flood(students: Students) -> tuple[int, bool, list[bytes] | None]:
                 raise AssertionError(
                     f"while mallory read nothing, bob got {got} of alice's "
                     f"{EX15_ROUNDS * EX15_PER_ROUND} lines and then nothing for "
-                    f"{lab.CLIENT_TIMEOUT:g} s: a thread is stuck in sendall() to mallory; "
-                    + hint) from None
+                    f"{lab.CLIENT_TIMEOUT:g} s: the room stalled; " + hint) from None
             expected = [b"<alice> %04d " % line + b"x" * (EX15_LINE_SIZE - 6) + b"\n"
                         for line in range(first, first + EX15_PER_ROUND)]
             _expect(lines == expected, f"bob got alice's lines wrong in round {round_number}"
@@ -337,8 +334,8 @@ def _ex15_nonreader_does_not_stall_the_room(students: Students) -> None:
 
 
 def _ex15_nonreader_is_dropped(students: Students) -> None:
-    hint = ("when mallory's outbox is full (queue.Full), drop() her: the connection is "
-            "shut down, her handler sees end-of-file, leaves the room")
+    hint = (f"a client with {EX15_MAX_QUEUED} lines queued for it is dropped, and its room "
+            "is told it left; see the hints for the outbox")
     try:
         _, told, rest = _flood(students)
     except AssertionError as error:
@@ -355,8 +352,8 @@ def _ex15_nonreader_is_dropped(students: Students) -> None:
 
 
 def _ex15_half_line_then_close(students: Students) -> None:
-    hint = ("a last line without b'\\n' is not a message: stop reading; a reset is an "
-            "OSError: either way, finally leave() the room")
+    hint = ("a last line without b'\\n' is not a message, and a reset is one more way "
+            "to leave; see the hints for the handler")
     with _chat(students) as (server, clients), _talking("clients that leave mid-line", hint):
         address = server.server_address
         bob = _joined(address, clients, b"bob")
@@ -372,13 +369,12 @@ def _ex15_half_line_then_close(students: Students) -> None:
         alice.send(b"still there?")
         bob.read_until(b"<alice> still there?")
         broadcast = [line for line in bob.heard if line.startswith(b"<")]
-        _expect(broadcast == [b"<alice> still there?\n"], f"bob got {broadcast!r}; half "
-                "lines must not be sent to the room")
+        _expect(broadcast == [b"<alice> still there?\n"], f"bob got {broadcast!r}; {hint}")
 
 
 def _ex15_every_way_out_leaves_the_room(students: Students) -> None:
-    hint = ("whichever way a client leaves (/quit, end-of-file, a reset, dropped), "
-            "handle() must end, and finally leave() its room and close() its client")
+    hint = ("whichever way a client leaves (/quit, end-of-file, a reset, dropped), it "
+            "leaves its room and its threads end; see the hints for the handler")
     threads_before = set(threading.enumerate())
     with _talking("clients that leave in every way", hint):
         with _chat(students) as (server, clients):

@@ -16,19 +16,25 @@ import os
 import queue
 import socket
 import socketserver
-import sys
 import threading
 from typing import Any
 
 from .. import lab
-from .ex06 import _no_unix_sockets
-from .ex08 import RACE_WINDOW, _ContentionDetectingLock
-from .helpers import _expect
+from .helpers import (
+    RACE_WINDOW,
+    _ContentionDetectingLock,
+    _expect,
+    _KeepsHandlerErrors,
+    _no_fork,
+    _no_unix_sockets,
+)
 from .model import Students, Test
 
 #: Send buffer (bytes) of the connection in the large-reply lab: a slow network,
 #: on which one send() takes only a part of a large reply.
 EX16_SMALL_BUFFER = 65536
+#: Lines of 13 bytes in the large-reply lab's report (whatever the handler says).
+EX16_REPORT_LINES = 100_000
 
 
 # --- What the tests serve and watch -----------------------------------------------
@@ -89,7 +95,12 @@ class _Watched(socket.socket):
 
 
 class _WatchingServer(socketserver.TCPServer):
-    """A TCPServer that hands its handlers _Watched connections, also put in ``accepted``."""
+    """A TCPServer that hands its handlers _Watched connections, also put in ``accepted``.
+
+    Each connection has a timeout (a handler's own ``timeout`` may change it): a
+    socket with a timeout is non-blocking underneath, so its send() may send
+    only a part, whether or not the handler set a timeout.
+    """
 
     send_buffer: int | None = None
 
@@ -102,6 +113,7 @@ class _WatchingServer(socketserver.TCPServer):
         if self.send_buffer:
             connection.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, self.send_buffer)
         watched = _Watched(connection)
+        watched.settimeout(lab.CLIENT_TIMEOUT)
         self.accepted.put(watched)
         return watched, address
 
@@ -139,18 +151,21 @@ def _lab01_concurrent(students: Students) -> None:
 # --- Lab 2: send() instead of sendall() -------------------------------------------
 
 def _lab02_whole_reply(students: Students) -> None:
-    server = _WatchingServer(lab.LOCALHOST, students["ReportHandler"])
+    handler = type("ReportUnderTest", (students["ReportHandler"],),
+                   {"report_lines": EX16_REPORT_LINES})
+    server = _WatchingServer(lab.LOCALHOST, handler)
     server.send_buffer = EX16_SMALL_BUFFER
     with lab.background_server(server):
         reply = _reply(server.server_address, b"report\n")
     connection = server.accepted.get(timeout=lab.CLIENT_TIMEOUT)
     _expect(reply is not None, f"no end of the reply within {lab.CLIENT_TIMEOUT:g} s")
     _expect(connection.given > 0, "the handler sent nothing")
-    _expect(connection.unsent == 0,
-            f"on a slow connection the handler's last send() was given {connection.given} "
-            f"bytes and sent {connection.given - connection.unsent}; the client got "
-            f"{len(reply)} bytes, ending {reply[-20:]!r}. send() sends what fits in the "
-            "socket's buffer and returns how many bytes that was")
+    expected_size, last_line = 13 * EX16_REPORT_LINES, b"line %07d\n" % (EX16_REPORT_LINES - 1)
+    _expect(connection.unsent == 0 and len(reply) == expected_size and reply.endswith(last_line),
+            f"on a slow connection, a report of {EX16_REPORT_LINES:,} lines "
+            f"({expected_size:,} bytes) reached the client as {len(reply):,} bytes, ending "
+            f"{reply[-20:]!r} instead of {last_line!r}: the reply was cut short. See the "
+            "lab's hints")
 
 
 # --- Lab 3: one recv() taken as a whole message -----------------------------------
@@ -172,10 +187,6 @@ def _lab03_line_in_pieces(students: Students) -> None:
 
 
 # --- Lab 4: a forked child that returns -------------------------------------------
-
-def _no_fork() -> str | None:
-    return None if hasattr(os, "fork") else "this platform has no os.fork()"
-
 
 def _lab04_child_ends(students: Students) -> None:
     class Server(students["ForkPerRequestServer"]):
@@ -239,9 +250,8 @@ def _lab05_no_lost_visits(students: Students) -> None:
     count = dict.get(server.visits, b"ada")
     _expect(count == 2 and len(replies) == 2 and set(replies) == {b"visit 1\n", b"visit 2\n"},
             f"two clients named ada at the same time got {replies!r} and left "
-            f"visits[b'ada'] = {count!r}: both handlers read the count before either wrote "
-            "it back, so one visit was lost. Reading and writing must be one step for the "
-            "other threads: the server has visits_lock for that")
+            f"visits[b'ada'] = {count!r} instead of visit 1, visit 2 and a count of 2: a "
+            "visit was lost. See the lab's hints")
 
 
 # --- Lab 6: a missing shutdown(SHUT_WR) -------------------------------------------
@@ -275,9 +285,8 @@ def _lab07_stop_request(students: Students) -> None:
         server.server_close()
     _expect(answer == b"stopping\n", f"b'stop\\n' got {answer!r} instead of b'stopping\\n'")
     _expect(not loop.is_alive(), f"{lab.CLIENT_TIMEOUT:g} s after b'stop\\n', "
-            "serve_forever() was still running, with no error: shutdown() waits for the "
-            "loop to end, and this synchronous server's loop is running the handler that "
-            "called it")
+            "serve_forever() was still running, with no error: the server hangs instead of "
+            "stopping. See the lab's hints")
 
 
 # --- Lab 8: a fixed port ----------------------------------------------------------
@@ -309,13 +318,8 @@ def _lab08_two_servers(students: Students) -> None:
 # --- Lab 9: a handler exception ---------------------------------------------------
 
 def _lab09_error_reply(students: Students) -> None:
-    class Recording(socketserver.TCPServer):
-        def __init__(self, *args: Any) -> None:
-            self.errors: list[BaseException | None] = []
-            super().__init__(*args)
-
-        def handle_error(self, request: Any, client_address: Any) -> None:
-            self.errors.append(sys.exc_info()[1])
+    class Recording(_KeepsHandlerErrors, socketserver.TCPServer):
+        pass
 
     with lab.background_server(Recording(lab.LOCALHOST, students["SumHandler"])) as server:
         good = _reply(server.server_address, b"1 2 3\n")
@@ -344,7 +348,7 @@ def _lab10_file_removed(students: Students) -> None:
                 again = f"raised {error!r}"
             raise AssertionError(
                 f"after server_close() the socket file {path} is still there, and the next "
-                f"server on that path {again}. Closing a socket does not remove its file")
+                f"server on that path {again}. See the lab's hints")
         with lab.background_server(service(path, _Upper)):
             reply = lab.tcp_request(path, b"again\n")
         _expect(reply == b"AGAIN\n", f"a second service on the same path answered {reply!r}")

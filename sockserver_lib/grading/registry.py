@@ -40,7 +40,6 @@ from .ex06 import (
     _ex06_datagram_client,
     _ex06_datagram_client_cleans_up,
     _ex06_keeps_other_servers_file,
-    _no_unix_sockets,
 )
 from .ex07 import _ex07_service_actions, _ex07_shutdown_at_once
 from .ex08 import _ex08_counts, _ex08_no_lost_updates
@@ -77,6 +76,7 @@ from .ex15 import (
     _ex15_welcome_and_nick,
 )
 from .ex16 import EX16_NAMES, EX16_TESTS
+from .helpers import _no_unix_sockets
 from .model import Exercise, Students, Test
 
 
