@@ -452,3 +452,29 @@ def _student_asserts(message: str):
 def test_an_assertion_in_the_students_code_says_where_with_or_without_a_message(message, shown):
     status, text = grading.run_isolated(_student_asserts(message), 5)
     assert (status, text) == (grading.FAILED, f"{shown} (in student_code(), line 2)")
+
+
+def _writes_a_temporary_file_then(ending: str):
+    """A test that leaves a 1 MB temporary file, then hangs or leaves at once."""
+
+    def test():
+        folder = tempfile.mkdtemp(prefix="leak-")
+        Path(folder, "big.bin").write_bytes(bytes(1 << 20))
+        print(folder)
+        if ending == "hangs":
+            threading.Event().wait()
+        os._exit(0)  # like a stub met in a server thread: no cleanup runs
+
+    return test
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="tests run in threads without fork()")
+@pytest.mark.timeout(30)
+@pytest.mark.parametrize("ending", ["hangs", "exits"])
+def test_a_tests_temporary_files_are_removed_even_when_it_is_killed(ending):
+    parent_tmp = tempfile.gettempdir()
+    before = set(os.listdir(parent_tmp))
+    status, _ = run_isolated(_writes_a_temporary_file_then(ending), 1)
+    assert status == (grading.TIMED_OUT if ending == "hangs" else grading.CRASHED)
+    assert tempfile.gettempdir() == parent_tmp  # the caller's temp dir is untouched
+    assert set(os.listdir(parent_tmp)) - before == set()

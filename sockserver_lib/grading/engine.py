@@ -28,9 +28,11 @@ import io
 import json
 import os
 import select
+import shutil
 import signal
 import sys
 import sysconfig
+import tempfile
 import threading
 import time
 import traceback
@@ -60,8 +62,8 @@ def run_isolated(function: Callable[[], None], time_limit: float) -> tuple[str, 
     """Run *function*; return (status, message) within *time_limit* seconds.
 
     In a forked child in its own process group where fork() exists (the
-    group is killed afterwards, so nothing the test started survives), else
-    in a daemon thread.
+    group is killed afterwards, so nothing the test started survives, and
+    the temporary folder it wrote in is removed), else in a daemon thread.
     """
     status, message, _ = _isolated(function, time_limit)
     return status, message
@@ -89,6 +91,10 @@ def _isolated(function: Callable[[], Any], time_limit: float) -> tuple[str, str,
 
 
 def _run_in_child(function: Callable[[], Any], time_limit: float) -> tuple[str, str, str]:
+    # The child's temporary files go in a folder removed here, after the child
+    # is gone: a test killed at its time limit, or stopped by os._exit(), runs
+    # no cleanup of its own.
+    scratch = tempfile.mkdtemp(prefix="skt-")
     reader, writer = os.pipe()
     with warnings.catch_warnings():
         # Python 3.12+ warns when a process with threads (a notebook kernel)
@@ -100,6 +106,7 @@ def _run_in_child(function: Callable[[], Any], time_limit: float) -> tuple[str, 
         try:
             os.close(reader)
             os.setpgid(0, 0)
+            tempfile.tempdir = os.environ["TMPDIR"] = scratch
             _RESULT_PIPE = writer
             _stop_test_now(*_outcome_in_child(function))
         finally:
@@ -113,6 +120,7 @@ def _run_in_child(function: Callable[[], Any], time_limit: float) -> tuple[str, 
         os.close(reader)
         _kill_group_and_reap(pid)
         _RUNNING_TEST = None
+        shutil.rmtree(scratch, ignore_errors=True)
     if reply is None:
         return TIMED_OUT, (
             f"did not finish within {time_limit:g} s and was stopped; look for a "
