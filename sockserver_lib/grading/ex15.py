@@ -135,6 +135,14 @@ def _joined(address: Any, clients: list[_Chatter], name: bytes, room: bytes | No
     return client
 
 
+def _alice_and_bob(address: Any, clients: list[_Chatter]) -> tuple[_Chatter, _Chatter]:
+    """alice and bob in the lobby; alice has read the lines about bob's arrival."""
+    alice = _joined(address, clients, b"alice")
+    bob = _joined(address, clients, b"bob")
+    alice.read_until(b"* guest2 is now bob")
+    return alice, bob
+
+
 def _ex15_welcome_and_nick(students: Students) -> None:
     hint = ("rename() is given; on_line() must call it for '/nick NAME' (NAME: 1 to 20 "
             "letters, digits or _)")
@@ -159,10 +167,7 @@ def _ex15_join_moves_between_rooms(students: Students) -> None:
     hint = ("after /join ROOM, the old room hears '* NAME left' and the new one "
             "'* NAME joined'; see the hints for the rooms")
     with _chat(students) as (server, clients), _talking("/join between rooms", hint):
-        address = server.server_address
-        alice = _joined(address, clients, b"alice")
-        bob = _joined(address, clients, b"bob")
-        alice.read_until(b"* guest2 is now bob")
+        alice, bob = _alice_and_bob(server.server_address, clients)
         alice.join(b"red")
         line = bob.read_line()
         _expect(line == b"* alice left\n", f"the lobby got {line!r} when alice joined red, "
@@ -207,10 +212,7 @@ def _ex15_commands_checked(students: Students) -> None:
     hint = ("on_line(): an empty line does nothing; a line starting with / that is not "
             "'/quit', '/nick NAME' or '/join ROOM' is answered '* unknown command: LINE'")
     with _chat(students) as (server, clients), _talking("unknown commands", hint):
-        address = server.server_address
-        alice = _joined(address, clients, b"alice")
-        bob = _joined(address, clients, b"bob")
-        alice.read_until(b"* guest2 is now bob")
+        alice, bob = _alice_and_bob(server.server_address, clients)
         for line in (b"/dance", b"/nick two words", b"/join", b"/nick " + b"x" * 21):
             alice.send(line)
             reply = alice.read_line()
@@ -227,10 +229,7 @@ def _ex15_quit_closes(students: Students) -> None:
     hint = ("after /quit, the client gets '* bye', then the end of its connection, and its "
             "room hears '* NAME left'; see the hints for the handler")
     with _chat(students) as (server, clients), _talking("/quit", hint):
-        address = server.server_address
-        alice = _joined(address, clients, b"alice")
-        bob = _joined(address, clients, b"bob")
-        alice.read_until(b"* guest2 is now bob")
+        alice, bob = _alice_and_bob(server.server_address, clients)
         bob.send(b"/quit")
         rest = bob.rest()
         _expect(rest == [b"* bye\n"], f"after /quit the client read {rest!r} and then the "
