@@ -41,7 +41,7 @@ from typing import NamedTuple
 import sockserver_lib
 
 from .. import lab
-from .helpers import _expect, _KeepsHandlerErrors
+from .helpers import POLL_INTERVAL, _expect, _KeepsHandlerErrors
 from .model import Students
 
 #: The task's limits: bytes in the request line or in one header line (its CRLF included),
@@ -190,7 +190,8 @@ def _serving(students: Students) -> Iterator[tuple[_RecordingServer, Site]]:
         site = make_site(folder)
         handler = type("FileHandlerUnderTest", (students["FileHandler"],),
                        {"root": str(site.root)})
-        with lab.background_server(_RecordingServer(lab.LOCALHOST, handler), 0.05) as server:
+        server = _RecordingServer(lab.LOCALHOST, handler)
+        with lab.background_server(server, POLL_INTERVAL):
             yield server, site
     finally:
         shutil.rmtree(folder, ignore_errors=True)

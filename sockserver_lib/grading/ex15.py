@@ -19,7 +19,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from .. import lab
-from .helpers import _expect, _small_send_buffers, _talking
+from .helpers import POLL_INTERVAL, _expect, _small_send_buffers, _talking
 from .model import Students
 
 #: Clients in the many-clients test, in two rooms, and the lines each one says.
@@ -115,7 +115,7 @@ def _chat(students: Students, **attributes: Any) -> Iterator[tuple[Any, list[_Ch
     server_type = type("ChatUnderTest", (students["ChatServer"],), attributes)
     server = server_type(lab.LOCALHOST, students["ChatHandler"])
     clients: list[_Chatter] = []
-    with lab.background_server(server):
+    with lab.background_server(server, POLL_INTERVAL):
         try:
             yield server, clients
         finally:  # first: a server stuck sending to a client gets an error and goes on

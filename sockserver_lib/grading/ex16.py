@@ -21,6 +21,7 @@ from typing import Any
 
 from .. import lab
 from .helpers import (
+    POLL_INTERVAL,
     RACE_WINDOW,
     _ContentionDetectingLock,
     _expect,
@@ -137,7 +138,7 @@ def _lab01_concurrent(students: Students) -> None:
     hint = (f"{server_class.__name__}'s process_request() is "
             f"{getattr(found, '__qualname__', found)}: Python looks methods up in the "
             "order of the bases, left to right (print its __mro__)")
-    with lab.background_server(server_class(lab.LOCALHOST, _Upper)) as server:
+    with lab.background_server(server_class(lab.LOCALHOST, _Upper), POLL_INTERVAL) as server:
         with lab.connect(server.server_address):  # a client that connects and never sends
             try:
                 reply = lab.tcp_request(server.server_address, b"hello\n")
@@ -155,7 +156,7 @@ def _lab02_whole_reply(students: Students) -> None:
                    {"report_lines": EX16_REPORT_LINES})
     server = _WatchingServer(lab.LOCALHOST, handler)
     server.send_buffer = EX16_SMALL_BUFFER
-    with lab.background_server(server):
+    with lab.background_server(server, POLL_INTERVAL):
         reply = _reply(server.server_address, b"report\n")
     connection = server.accepted.get(timeout=lab.CLIENT_TIMEOUT)
     _expect(reply is not None, f"no end of the reply within {lab.CLIENT_TIMEOUT:g} s")
@@ -172,7 +173,7 @@ def _lab02_whole_reply(students: Students) -> None:
 
 def _lab03_line_in_pieces(students: Students) -> None:
     server = _WatchingServer(lab.LOCALHOST, students["UpperHandler"])
-    with lab.background_server(server), lab.connect(server.server_address) as client:
+    with lab.background_server(server, POLL_INTERVAL), lab.connect(server.server_address) as client:
         client.sendall(b"hel")
         connection = server.accepted.get(timeout=lab.CLIENT_TIMEOUT)
         _expect(connection.has_read.wait(lab.CLIENT_TIMEOUT), "the server never read b'hel'")
@@ -193,7 +194,7 @@ def _lab04_child_ends(students: Students) -> None:
         block_on_close = False  # the test looks for a child left running itself
 
     server = Server(lab.LOCALHOST, _Pid)
-    with lab.background_server(server, poll_interval=0.05):
+    with lab.background_server(server, POLL_INTERVAL):
         first = _reply(server.server_address, b"who?\n")
     _expect(first and first.startswith(b"served by pid"), f"the first client got {first!r}")
     late = _reply(server.server_address, b"who?\n")
@@ -241,7 +242,7 @@ def _lab05_no_lost_visits(students: Students) -> None:
 
     server = Visits(lab.LOCALHOST, students["VisitHandler"])
     replies: list[bytes | None] = []
-    with lab.background_server(server):
+    with lab.background_server(server, POLL_INTERVAL):
         clients = [lab.run_in_thread(lambda: replies.append(_reply(server.server_address,
                                                                    b"ada\n")))
                    for _ in range(2)]
@@ -260,7 +261,7 @@ def _lab06_reply_comes(students: Students) -> None:
     class WordCounter(socketserver.ThreadingMixIn, socketserver.TCPServer):
         daemon_threads = True  # a handler still waiting cannot hold the test
 
-    with lab.background_server(WordCounter(lab.LOCALHOST, _WordCount)) as server:
+    with lab.background_server(WordCounter(lab.LOCALHOST, _WordCount), POLL_INTERVAL) as server:
         try:
             count = students["count_words"](server.server_address, b"one two three\n",
                                             timeout=lab.CLIENT_TIMEOUT)
@@ -307,7 +308,7 @@ def _lab08_two_servers(students: Students) -> None:
         _expect(all(address[0] == "127.0.0.1" for address in addresses),
                 f"the servers listen on {addresses}, not on 127.0.0.1 (loopback) only")
         for server in servers:
-            with lab.background_server(server):
+            with lab.background_server(server, POLL_INTERVAL):
                 reply = _reply(server.server_address, b"hi\n")
             _expect(reply == b"HI\n", f"a server from start_server() answered {reply!r}")
     finally:
@@ -321,7 +322,8 @@ def _lab09_error_reply(students: Students) -> None:
     class Recording(_KeepsHandlerErrors, socketserver.TCPServer):
         pass
 
-    with lab.background_server(Recording(lab.LOCALHOST, students["SumHandler"])) as server:
+    server = Recording(lab.LOCALHOST, students["SumHandler"])
+    with lab.background_server(server, POLL_INTERVAL):
         good = _reply(server.server_address, b"1 2 3\n")
         bad = _reply(server.server_address, b"1 two 3\n")
     _expect(good == b"6\n", f"b'1 2 3\\n' got {good!r} instead of b'6\\n'")
@@ -337,7 +339,7 @@ def _lab09_error_reply(students: Students) -> None:
 def _lab10_file_removed(students: Students) -> None:
     service = students["UnixService"]
     with lab.temporary_socket_path() as path:
-        with lab.background_server(service(path, _Upper)):
+        with lab.background_server(service(path, _Upper), POLL_INTERVAL):
             reply = lab.tcp_request(path, b"hi\n")
         _expect(reply == b"HI\n", f"the service answered {reply!r}")
         if os.path.exists(path):
@@ -349,7 +351,7 @@ def _lab10_file_removed(students: Students) -> None:
             raise AssertionError(
                 f"after server_close() the socket file {path} is still there, and the next "
                 f"server on that path {again}. See the lab's hints")
-        with lab.background_server(service(path, _Upper)):
+        with lab.background_server(service(path, _Upper), POLL_INTERVAL):
             reply = lab.tcp_request(path, b"again\n")
         _expect(reply == b"AGAIN\n", f"a second service on the same path answered {reply!r}")
 

@@ -22,6 +22,9 @@ from .. import lab
 
 #: Seconds after which serve_echo() must have returned once stop is set.
 STOP_TIME = 2.0
+#: serve_forever()'s poll interval in the capstones' and labs' tests: shutdown()
+#: waits up to this long, once per test.
+POLL_INTERVAL = 0.05
 
 #: Seconds a race test's first reader waits for a second one (only a
 #: server that is not concurrent makes it wait that long).
