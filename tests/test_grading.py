@@ -471,10 +471,10 @@ def _writes_a_temporary_file_then(ending: str):
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="tests run in threads without fork()")
 @pytest.mark.timeout(30)
 @pytest.mark.parametrize("ending", ["hangs", "exits"])
-def test_a_tests_temporary_files_are_removed_even_when_it_is_killed(ending):
-    parent_tmp = tempfile.gettempdir()
-    before = set(os.listdir(parent_tmp))
+def test_a_tests_temporary_files_are_removed_even_when_it_is_killed(
+        ending, tmp_path, monkeypatch):
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))  # the caller's temp dir
     status, _ = run_isolated(_writes_a_temporary_file_then(ending), 1)
     assert status == (grading.TIMED_OUT if ending == "hangs" else grading.CRASHED)
-    assert tempfile.gettempdir() == parent_tmp  # the caller's temp dir is untouched
-    assert set(os.listdir(parent_tmp)) - before == set()
+    assert tempfile.gettempdir() == str(tmp_path)  # the caller's setting is untouched
+    assert os.listdir(tmp_path) == []

@@ -128,7 +128,7 @@ def test_traversal_attempts_cover_the_promised_encodings():
     assert any("%00" in target for target in targets)
 
 
-def test_every_group_of_attempts_is_graded_after_its_look_alikes():
+def test_every_group_of_attempts_has_look_alikes_and_is_graded():
     graded = {test.run.__name__ for test in EXERCISES["ex14"].tests}
     groups = {attempt.group for attempt in TRAVERSAL_ATTEMPTS}
     assert groups == set(ex14.LOOK_ALIKES)
@@ -225,6 +225,19 @@ def _prefix_only(namespace: dict) -> Callable:
                     contains=lambda root, path: path.startswith(root))
 
 
+def _normalised_then_prefix(namespace: dict) -> Callable:
+    """The text normalised first (so a leading .. is dropped), then real paths and a
+    prefix check: only a link can reach site-old/."""
+    prefix_only = _prefix_only(namespace)
+    return lambda root, target: prefix_only(root, os.path.normpath("/" + target))
+
+
+def _decoding_twice_then_contained(namespace: dict) -> Callable:
+    """The solution's resolve_target() (containment included) on a target decoded once more."""
+    solution = namespace["resolve_target"]
+    return lambda root, target: solution(root, urllib.parse.unquote(target))
+
+
 def _refusing_what_looks_odd(namespace: dict) -> Callable:
     """The solution's resolve_target(), behind a refusal of every "%" and ".." in the target."""
     http_error = namespace["HTTPError"]
@@ -275,12 +288,17 @@ TRAVERSAL = {"traversal_dot_dot", "traversal_percent_encoded",
     ("no containment check", ("resolve_target", _without_containment),
      {"traversal_dot_dot", "traversal_percent_encoded", "traversal_symlink_out_of_root"}),
     ("decoding twice", ("resolve_target", _decoding_twice),
-     {"traversal_dot_dot", "traversal_percent_encoded", "traversal_symlink_out_of_root",
+     {"get_files", "traversal_dot_dot", "traversal_percent_encoded", "traversal_symlink_out_of_root",
       "traversal_double_encoded_and_backslash"}),
     ("checking the text, not where links lead", ("resolve_target", _normpath_only),
      {"traversal_symlink_out_of_root"}),
     ("containment as a prefix of the text", ("resolve_target", _prefix_only),
-     {"traversal_dot_dot"}),
+     {"traversal_dot_dot", "traversal_symlink_out_of_root"}),
+    ("normalised, then a prefix of the text", ("resolve_target", _normalised_then_prefix),
+     {"traversal_symlink_out_of_root"}),
+    ("decoding twice, then checking containment",
+     ("resolve_target", _decoding_twice_then_contained),
+     {"get_files", "traversal_double_encoded_and_backslash"}),
     ("refusing every % and ..", ("resolve_target", _refusing_what_looks_odd),
      {"get_files", "traversal_dot_dot", "traversal_percent_encoded",
       "traversal_double_encoded_and_backslash"}),

@@ -93,8 +93,18 @@ def _isolated(function: Callable[[], Any], time_limit: float) -> tuple[str, str,
 def _run_in_child(function: Callable[[], Any], time_limit: float) -> tuple[str, str, str]:
     # The child's temporary files go in a folder removed here, after the child
     # is gone: a test killed at its time limit, or stopped by os._exit(), runs
-    # no cleanup of its own.
+    # no cleanup of its own.  (The child never returns here: it leaves with
+    # os._exit().)
     scratch = tempfile.mkdtemp(prefix="skt-")
+    try:
+        return _fork_and_wait(function, time_limit, scratch)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+
+
+def _fork_and_wait(function: Callable[[], Any], time_limit: float,
+                   scratch: str) -> tuple[str, str, str]:
+    """Run *function* in a forked child whose temporary folder is *scratch*."""
     reader, writer = os.pipe()
     with warnings.catch_warnings():
         # Python 3.12+ warns when a process with threads (a notebook kernel)
@@ -120,7 +130,6 @@ def _run_in_child(function: Callable[[], Any], time_limit: float) -> tuple[str, 
         os.close(reader)
         _kill_group_and_reap(pid)
         _RUNNING_TEST = None
-        shutil.rmtree(scratch, ignore_errors=True)
     if reply is None:
         return TIMED_OUT, (
             f"did not finish within {time_limit:g} s and was stopped; look for a "

@@ -61,6 +61,7 @@ FILES = {
     "caf\u00e9.txt": "caf\u00e9: a name in UTF-8\n".encode(),
     "dots..in..name.txt": b"two dots in a name are not a parent folder\n",
     "100%.txt": b"a per cent sign in a name\n",
+    "%41.txt": b"a name that decoded once more would be A.txt\n",
 }
 #: Statuses that refuse a request for something outside the root.
 REFUSALS = (400, 403, 404)
@@ -109,6 +110,8 @@ TRAVERSAL_ATTEMPTS: tuple[Attempt, ...] = (
     Attempt("encoded absolute path", "/%2f{outside}%2fsecret", "absolute"),
     Attempt("symlink to a file outside", "/link-out", "symlink"),
     Attempt("symlink to a folder outside", "/dir-out/secret", "symlink"),
+    Attempt("symlink to a folder, then site-old/", "/dir-out/site-old/secret",
+            "symlink"),
     Attempt("NUL byte, encoded", "/../secret%00.html", "nul_byte"),
     Attempt("NUL byte, encoded, alone", "/hello.txt%00", "nul_byte"),
     Attempt("NUL byte, raw", "/../secret\x00.html", "nul_byte"),
@@ -119,7 +122,7 @@ TRAVERSAL_ATTEMPTS: tuple[Attempt, ...] = (
 LOOK_ALIKES: dict[str, tuple[tuple[str, str], ...]] = {
     "dot_dot": (("/dots..in..name.txt", "dots..in..name.txt"),),
     "percent_encoded": (("/%68ello.txt", "hello.txt"), ("/with%20space.txt", "with space.txt")),
-    "double_encoded_and_backslash": (("/100%25.txt", "100%.txt"),
+    "double_encoded_and_backslash": (("/100%25.txt", "100%.txt"), ("/%2541.txt", "%41.txt"),
                                      ("/caf%C3%A9.txt", "caf\u00e9.txt")),
     "absolute": (("/subdir/notes.txt", "subdir/notes.txt"),),
     "symlink": (("/link-in", "hello.txt"),),
@@ -287,6 +290,10 @@ def _connection(server: _RecordingServer) -> http.client.HTTPConnection:
     return http.client.HTTPConnection(host, port, timeout=lab.CLIENT_TIMEOUT)
 
 
+#: urllib without the proxies of http_proxy and the like: the server is on this machine.
+_NO_PROXY = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+
+
 def _content_type(name: str) -> str:
     return mimetypes.guess_type(name)[0] or "application/octet-stream"
 
@@ -300,8 +307,8 @@ def _ex14_get_files(students: Students) -> None:
             quoted = urllib.parse.quote(name)
             for path in (f"/{quoted}", f"/{quoted}?version=2"):
                 try:
-                    with urllib.request.urlopen(_url(server, path),
-                                                timeout=lab.CLIENT_TIMEOUT) as response:
+                    with _NO_PROXY.open(_url(server, path),
+                                        timeout=lab.CLIENT_TIMEOUT) as response:
                         status, headers, body = response.status, response.headers, response.read()
                 except urllib.error.HTTPError as error:
                     raise AssertionError(f"urllib: GET {path} got {error.code}, expected 200"
@@ -433,8 +440,7 @@ def _ex14_request_line_too_long(students: Students) -> None:
         reply = _ask(server, _get(target))
         _expect(reply.status in LINE_TOO_LONG,
                 f"a request line of {len(target) + 15:,} bytes got {reply.status}, expected "
-                f"414 (or 413 or 431): read it with rfile.readline({MAX_LINE}) and refuse a line "
-                "that fills the limit without a newline")
+                f"414 (or 413 or 431); see the hints for read_line()")
         reply = _ask(server, _get("/hello.txt"))
         _expect(reply.status == 200, f"after a request line that was too long, GET /hello.txt "
                 f"got {reply.status}")

@@ -32,8 +32,7 @@ EX15_ROUNDS, EX15_PER_ROUND, EX15_LINE_SIZE = 10, 10, 1000
 EX15_MAX_QUEUED, EX15_SMALL_BUFFER = 20, 4096
 
 GREETING = re.compile(rb"\* hello guest\d+\n")
-HINT_GREETING = ("handle() greets with client.send(), then join(client, 'lobby'); "
-                 "send() puts the line in the outbox and write_loop() sends it")
+HINT_GREETING = "see the hints for the handler and for the outbox"
 
 
 class _Chatter:
@@ -144,8 +143,8 @@ def _alice_and_bob(address: Any, clients: list[_Chatter]) -> tuple[_Chatter, _Ch
 
 
 def _ex15_welcome_and_nick(students: Students) -> None:
-    hint = ("rename() is given; on_line() must call it for '/nick NAME' (NAME: 1 to 20 "
-            "letters, digits or _)")
+    hint = ("'/nick NAME' (NAME: 1 to 20 letters, digits or _) renames the client; see the "
+            "hints for the handler")
     with _chat(students) as (server, clients), _talking("greeting, then /nick", hint):
         first = _Chatter(server.server_address)
         clients.append(first)
@@ -155,8 +154,8 @@ def _ex15_welcome_and_nick(students: Students) -> None:
         second.greeted()
         line = first.read_line()
         _expect(re.fullmatch(rb"\* guest\d+ joined\n", line), f"a client in the lobby got "
-                f"{line!r} when another one came in, expected b'* guestN joined\\n'; join() "
-                "tells the room before adding the client")
+                f"{line!r} when another one came in, expected b'* guestN joined\\n'; see the "
+                "hints for the rooms")
         second.nick(b"alice")
         line = first.read_line()
         _expect(re.fullmatch(rb"\* guest\d+ is now alice\n", line),
