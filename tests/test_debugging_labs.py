@@ -131,3 +131,18 @@ def test_lab02_fails_send_for_sendall_whatever_the_handler_changes(dodge):
     with pytest.raises(AssertionError, match="cut short"):
         lab02({"ReportHandler": dodging})
     lab02({"ReportHandler": type("Fixed", (students("solutions")["ReportHandler"],), dodge)})
+
+
+# --- The exercise as handed out ----------------------------------------------------
+
+@pytest.mark.timeout(120)
+def test_the_exercises_try_it_cells_run_to_the_end_on_the_broken_code(capsys):
+    """Run All on the exercise must reach check(): every Try-it cell shows its symptom
+    and ends, even on the broken code (lab 4's forked children once hung it)."""
+    namespace: dict = {"__name__": "ex16_try_it"}
+    notebook = nbformat.read(REPO / "exercises" / EXERCISE.notebook, as_version=4)
+    for cell in notebook.cells[:-1]:  # all but the check() cell
+        if cell.cell_type == "code":
+            exec(compile(cell.source, EXERCISE.notebook, "exec"), namespace)
+    shown = capsys.readouterr().out
+    assert "two more clients get:\nb'served by pid" in shown  # lab 4's symptom

@@ -14,6 +14,8 @@ import ast
 import importlib.util
 import re
 import shutil
+import subprocess
+import sys
 
 import nbformat
 import pytest
@@ -309,3 +311,60 @@ def test_readme_lists_every_exercise_with_its_points(folder):
     for exercise in EXERCISES:
         row = next((row for row in rows if f"[{exercise.notebook}]" in row), "")
         assert row.endswith(f"| {exercise.total} |"), (exercise.notebook, row)
+
+
+#: Run in a fresh interpreter: an exercise's code cells but its check(), in order, as
+#: Run All would run them; the first exception stops it, as it stops Run All.
+_RUN_ALL = """
+import os
+import sys
+import nbformat
+
+
+class Bounded:
+    # stdout that ends the process once it has printed more than its limit
+
+    def __init__(self, stream, limit):
+        self.stream, self.left = stream, limit
+
+    def write(self, text):
+        self.left -= len(text)
+        if self.left < 0:
+            os.write(2, b"printed too much: a loop that never ends?")
+            os._exit(3)
+        return self.stream.write(text)
+
+    def flush(self):
+        self.stream.flush()
+
+
+sys.stdout = Bounded(sys.stdout, int(sys.argv[2]))
+notebook = nbformat.read(sys.argv[1], as_version=4)
+namespace = {"__name__": "__main__"}
+for number, cell in enumerate(notebook.cells):
+    if cell.cell_type == "code" and cell is not notebook.cells[-1]:
+        exec(compile(cell.source, f"cell {number}", "exec"), namespace)
+"""
+#: Seconds Run All on an untouched exercise may take, its stops and timeouts included.
+RUN_ALL_LIMIT = 90
+#: Characters of output it may print: a loop that prints forever is a hang too.
+RUN_ALL_OUTPUT = 100_000
+
+
+@pytest.mark.timeout(RUN_ALL_LIMIT + 30)
+@pytest.mark.parametrize("exercise", EXERCISES, ids=lambda exercise: exercise.id)
+def test_run_all_on_the_untouched_exercise_ends_instead_of_hanging(exercise):
+    """A learner's first Run All stops at a stub, or shows a symptom, in bounded time."""
+    path = REPO / "exercises" / exercise.notebook
+    assert code_cells(read("exercises", exercise))[-1].source.endswith(exercise.check_call())
+    try:
+        done = subprocess.run(
+            [sys.executable, "-c", _RUN_ALL, str(path), str(RUN_ALL_OUTPUT)], cwd=path.parent,
+            capture_output=True, text=True, timeout=RUN_ALL_LIMIT)
+    except subprocess.TimeoutExpired:
+        pytest.fail(f"Run All on {exercise.notebook} did not end in {RUN_ALL_LIMIT} s")
+    assert done.returncode != 3, done.stderr[-300:]  # it printed without end
+    if done.returncode != 0:  # it stopped at an exception: a stub, or the code's own error
+        last = done.stderr.strip().splitlines()[-1]
+        assert last.split(":")[0] in ("NotImplementedError", "TimeoutError",
+                                      "BrokenPipeError", "ConnectionRefusedError"), last
