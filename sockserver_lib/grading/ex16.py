@@ -3,9 +3,10 @@
 Each test fails on its lab's broken code (what exercises/ex16 starts with),
 saying the symptom and where to look, and passes once the bug is fixed.
 The labs use the standard library's ``socketserver``, as a learner's own
-server would.  Every wait is bounded: at most ``lab.CLIENT_TIMEOUT`` for a
-reply that a working server sends at once, so a broken lab fails in a few
-seconds instead of running into the grader's time limit.
+server would.  Every wait is bounded: at most EX16_PROMPT seconds for what a
+working server does at once (a broken lab fails in seconds instead of running
+into the grader's time limit, and a class of untouched exercises is graded
+quickly), ``lab.CLIENT_TIMEOUT`` for the rest.
 """
 
 from __future__ import annotations
@@ -34,6 +35,9 @@ from .model import Students, Test
 #: Send buffer (bytes) of the connection in the large-reply lab: a slow network,
 #: on which one send() takes only a part of a large reply.
 EX16_SMALL_BUFFER = 65536
+#: Seconds within which a fixed lab answers a reply that it sends at once (a
+#: concurrent server's, count_words()'s) or stops its loop: a broken lab waits this long.
+EX16_PROMPT = 2.0
 #: Lines of 13 bytes in the large-reply lab's report (whatever the handler says).
 EX16_REPORT_LINES = 100_000
 
@@ -140,11 +144,11 @@ def _lab01_concurrent(students: Students) -> None:
     with lab.background_server(server_class(lab.LOCALHOST, _Upper), POLL_INTERVAL) as server:
         with lab.connect(server.server_address):  # a client that connects and never sends
             try:
-                reply = lab.tcp_request(server.server_address, b"hello\n")
+                reply = lab.tcp_request(server.server_address, b"hello\n", EX16_PROMPT)
             except TimeoutError:
                 reply = "no answer"
     _expect(reply == b"HELLO\n", f"while one client was connected and silent, a second "
-            f"client got {reply!r} within {lab.CLIENT_TIMEOUT:g} s instead of b'HELLO\\n': "
+            f"client got {reply!r} within {EX16_PROMPT:g} s instead of b'HELLO\\n': "
             f"the server served one client at a time. {hint}")
 
 
@@ -265,11 +269,11 @@ def _lab06_reply_comes(students: Students) -> None:
     with lab.background_server(WordCounter(lab.LOCALHOST, _WordCount), POLL_INTERVAL) as server:
         try:
             count = students["count_words"](server.server_address, b"one two three\n",
-                                            timeout=lab.CLIENT_TIMEOUT)
+                                            timeout=EX16_PROMPT)
         except TimeoutError:
             count = "a TimeoutError"
     _expect(count == 3, f"count_words(address, b'one two three\\n') gave {count} instead "
-            f"of 3 within {lab.CLIENT_TIMEOUT:g} s: the server reads until end-of-file, and "
+            f"of 3 within {EX16_PROMPT:g} s: the server reads until end-of-file, and "
             "the client waits for the reply. Who is waiting for whom?")
 
 
@@ -282,11 +286,11 @@ def _lab07_stop_request(students: Students) -> None:
         with lab.connect(server.server_address) as client:
             client.sendall(b"stop\n")
             answer = lab.recv_line(client)
-            loop.join(lab.CLIENT_TIMEOUT)
+            loop.join(EX16_PROMPT)
     finally:
         server.server_close()
     _expect(answer == b"stopping\n", f"b'stop\\n' got {answer!r} instead of b'stopping\\n'")
-    _expect(not loop.is_alive(), f"{lab.CLIENT_TIMEOUT:g} s after b'stop\\n', "
+    _expect(not loop.is_alive(), f"{EX16_PROMPT:g} s after b'stop\\n', "
             "serve_forever() was still running, with no error: the server hangs instead of "
             "stopping. See the lab's hints")
 
