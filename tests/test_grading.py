@@ -404,8 +404,20 @@ def test_run_in_child_returns_the_output_or_raises_the_reason():
     assert run_in_child(lambda: print("from the child", os.getpid() != PARENT_PID)) == (
         "from the child True\n"
     )
-    with pytest.raises(RuntimeError, match="error: ZeroDivisionError"):
+    with pytest.raises(RuntimeError, match="error: ZeroDivisionError") as raised:
         run_in_child(lambda: 1 / 0)
+    assert raised.type is RuntimeError
+
+
+@pytest.mark.timeout(30)
+def test_run_in_child_raises_not_implemented_at_a_stub_with_what_it_printed():
+    def stub():
+        print("before the stub")
+        raise NotImplementedError("reap the children")
+
+    with pytest.raises(NotImplementedError, match="reap the children") as raised:
+        run_in_child(stub)
+    assert raised.value.args[0].endswith("before the stub")
 
 
 PARENT_PID = os.getpid()

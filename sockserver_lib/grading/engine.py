@@ -74,13 +74,15 @@ def run_in_child(function: Callable[[], Any], time_limit: float = TEST_TIME_LIMI
 
     For trying code that forks, or that might hang, from a notebook: the
     child has a time limit and everything it started is stopped with it.
-    Raises RuntimeError with the reason if the function raised, timed out
-    or crashed.  Where there is no fork(), it runs in a thread instead.
+    Raises NotImplementedError if it stopped at a stub, RuntimeError with
+    the reason if it raised anything else, timed out or crashed (the output
+    follows the reason).  Where there is no fork(), it runs in a thread instead.
     """
     status, message, output = _isolated(function, time_limit)
     if status != PASSED:
         reason = message if message.startswith(status) else f"{status}: {message}"
-        raise RuntimeError(f"{reason}\n{output}".rstrip())
+        error = NotImplementedError if status == NOT_IMPLEMENTED else RuntimeError
+        raise error(f"{reason}\n{output}".rstrip())
     return output
 
 
