@@ -420,6 +420,17 @@ def test_run_in_child_raises_not_implemented_at_a_stub_with_what_it_printed():
     assert raised.value.args[0].endswith("before the stub")
 
 
+@pytest.mark.timeout(30)
+def test_run_in_child_that_times_out_still_shows_what_it_printed():
+    def hang():
+        print("waiting for a reply that never comes")
+        threading.Event().wait()
+
+    with pytest.raises(RuntimeError, match="did not finish within 1 s") as raised:
+        run_in_child(hang, time_limit=1)
+    assert raised.value.args[0].endswith("waiting for a reply that never comes")
+
+
 PARENT_PID = os.getpid()
 
 

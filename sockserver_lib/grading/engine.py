@@ -120,7 +120,7 @@ def _fork_and_wait(function: Callable[[], Any], time_limit: float,
             os.setpgid(0, 0)
             tempfile.tempdir = os.environ["TMPDIR"] = scratch
             _RESULT_PIPE = writer
-            _stop_test_now(*_outcome_in_child(function))
+            _stop_test_now(*_outcome_in_child(function, _output_file(scratch)))
         finally:
             os._exit(0)
     os.close(writer)
@@ -137,7 +137,7 @@ def _fork_and_wait(function: Callable[[], Any], time_limit: float,
             f"did not finish within {time_limit:g} s and was stopped; look for a "
             "recv(), accept(), join() or loop that waits forever (every wait "
             "needs a timeout or an end)"
-        ), ""
+        ), _printed_before_the_kill(scratch)
     try:
         status, message, output = json.loads(reply.split(b"\n", 1)[0])
     except ValueError:  # nothing, or not a report
@@ -182,10 +182,37 @@ def _kill_group_and_reap(pid: int) -> None:
         os.waitpid(pid, 0)
 
 
-def _outcome_in_child(function: Callable[[], Any]) -> tuple[str, str, str]:
+def _output_file(scratch: str) -> str:
+    return os.path.join(scratch, ".printed-by-the-test")
+
+
+def _printed_before_the_kill(scratch: str) -> str:
+    """The end of what a test killed at its time limit had printed."""
+    try:
+        with open(_output_file(scratch), encoding="utf-8", errors="replace") as printed:
+            return printed.read()[-_OUTPUT_LIMIT:]
+    except OSError:  # the test removed it, or printed nothing
+        return ""
+
+
+class _WrittenThrough(io.StringIO):
+    """Captured output, also written at once to a file: the parent reads it
+    there if the test has to be killed before it can report."""
+
+    def __init__(self, path: str) -> None:
+        super().__init__()
+        self._fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+
+    def write(self, text: str) -> int:
+        with contextlib.suppress(OSError):
+            os.write(self._fd, text.encode("utf-8", "replace"))
+        return super().write(text)
+
+
+def _outcome_in_child(function: Callable[[], Any], output_file: str) -> tuple[str, str, str]:
     """Run *function* with its output captured; return (status, message, output)."""
     global _CAPTURED
-    _CAPTURED = io.StringIO()
+    _CAPTURED = _WrittenThrough(output_file)
     with open(os.devnull, "w") as devnull:  # output written to the descriptors is dropped
         os.dup2(devnull.fileno(), 1)
         os.dup2(devnull.fileno(), 2)
