@@ -26,7 +26,15 @@ from checkout import REPO
 
 from sockserver_lib import contract, grading
 from sockserver_lib.grade import COLUMNS
-from sockserver_lib.grading import Exercise, Test, check, frontend, run_in_child, run_isolated
+from sockserver_lib.grading import (
+    Exercise,
+    Test,
+    check,
+    engine,
+    frontend,
+    run_in_child,
+    run_isolated,
+)
 
 DATA = REPO / "tests" / "data"
 TOTAL = sum(exercise.total for exercise in grading.EXERCISES.values())
@@ -429,6 +437,16 @@ def test_run_in_child_that_times_out_still_shows_what_it_printed():
     with pytest.raises(RuntimeError, match="did not finish within 1 s") as raised:
         run_in_child(hang, time_limit=1)
     assert raised.value.args[0].endswith("waiting for a reply that never comes")
+
+
+@pytest.mark.timeout(30)
+def test_a_test_printing_in_a_loop_keeps_a_small_output_file_and_its_end(tmp_path):
+    output = engine._WrittenThrough(str(tmp_path / "printed"))
+    for number in range(100_000):
+        output.write(f"line {number}\n")
+    assert (tmp_path / "printed").stat().st_size <= engine._FILE_LIMIT
+    assert (tmp_path / "printed").read_text().endswith("line 99998\nline 99999\n")
+    assert output.getvalue().startswith("line 0\n")
 
 
 PARENT_PID = os.getpid()

@@ -197,16 +197,30 @@ def _printed_before_the_kill(scratch: str) -> str:
 
 class _WrittenThrough(io.StringIO):
     """Captured output, also written at once to a file: the parent reads it
-    there if the test has to be killed before it can report."""
+    there if the test has to be killed before it can report.  The file keeps
+    the end of the output and never grows past about _FILE_LIMIT bytes, so a
+    test printing in a loop cannot fill the disk."""
 
     def __init__(self, path: str) -> None:
         super().__init__()
         self._fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        self._tail, self._in_file = "", 0
 
     def write(self, text: str) -> int:
+        self._tail = (self._tail + text)[-_OUTPUT_LIMIT:]
+        data = text.encode("utf-8", "replace")
         with contextlib.suppress(OSError):
-            os.write(self._fd, text.encode("utf-8", "replace"))
+            if self._in_file + len(data) > _FILE_LIMIT:  # start again from the tail
+                os.ftruncate(self._fd, 0)
+                data = self._tail.encode("utf-8", "replace")
+                self._in_file = 0
+            os.write(self._fd, data)
+            self._in_file += len(data)
         return super().write(text)
+
+
+#: Bytes of a test's output kept in its file (see _WrittenThrough).
+_FILE_LIMIT = 64 * 1024
 
 
 def _outcome_in_child(function: Callable[[], Any], output_file: str) -> tuple[str, str, str]:
