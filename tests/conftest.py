@@ -14,6 +14,7 @@ an ``impl`` argument runs once per implementation.
 
 from __future__ import annotations
 
+import signal
 import socket
 import types
 from collections.abc import Callable, Iterator
@@ -43,10 +44,23 @@ def contract_cases(applies_to: Callable[[contract.Kind], bool]) -> list:
 
 
 def pytest_configure(config: pytest.Config) -> None:
+    let_children_see_ctrl_c()
     config.addinivalue_line(
         "markers",
         "contract_check(check): run a contract.Check on every implementation and kind",
     )
+
+
+def let_children_see_ctrl_c() -> None:
+    """Undo an inherited "ignore SIGINT", so scripts the tests stop like Ctrl-C stop.
+
+    A shell without job control starts a background job (``pytest &`` inside a
+    script) with SIGINT ignored, and every child inherits that: the CLI, pool
+    and lab tests would wait out their timeouts instead.  A signal with a Python
+    handler is reset to its default in a child at exec, so the children see it.
+    """
+    if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:

@@ -1,10 +1,15 @@
 """Tests of the kit's helpers in sockserver_lib.lab (server_process)."""
 
 import os
+import signal
 import socket
+import subprocess
+import sys
 import textwrap
 
 import pytest
+
+from checkout import REPO, environment
 
 from sockserver_lib import lab
 
@@ -112,6 +117,22 @@ def test_a_script_that_ignores_sigint_is_killed_and_reaped(tmp_path):
         pass
     assert child.returncode == -9  # SIGKILL
     assert_reaped(child.pid)
+
+
+@posix_only
+@pytest.mark.timeout(60)
+def test_the_ctrl_c_tests_pass_when_pytest_starts_with_sigint_ignored():
+    """As in a background job of a shell without job control (``pytest &``)."""
+    def ignore_sigint():
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+    ctrl_c_test = f"{__file__}::test_yields_the_printed_address_and_stops_the_script_like_ctrl_c"
+    run = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", ctrl_c_test],
+        cwd=REPO, env=environment(), preexec_fn=ignore_sigint,
+        capture_output=True, text=True, timeout=50,
+    )
+    assert run.returncode == 0, run.stdout[-2000:]
 
 
 @pytest.mark.timeout(30)
